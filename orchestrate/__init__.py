@@ -1,0 +1,1 @@
+"""Entry points: the ``orchestrate`` CLI, configuration loading, the worker, the webhook server, telemetry."""

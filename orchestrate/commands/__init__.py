@@ -1,0 +1,1 @@
+"""One module per CLI command group, each exposing a Typer app or command functions."""

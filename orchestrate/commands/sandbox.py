@@ -1,0 +1,132 @@
+"""``orchestrate sandbox``: bring the local two-site lab up, show it, fault it, tear it down."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestrate.exit_codes import ExitCode
+from orchestrate.output import console, emit_json, fail
+from sandbox.binaries import BinaryError
+from sandbox.lab import DEFAULT_TEMPORAL_PORT, DEFAULT_TEMPORAL_UI_PORT, Lab, LabError, default_root
+from sandbox.processes import LabProcessError
+
+app = typer.Typer(help="The local lab: two real Kubernetes control planes, a Temporal dev server.", no_args_is_help=True)
+
+RootOption = Annotated[
+    Path | None,
+    typer.Option("--dir", help="Lab folder (state, PKI, logs, kubeconfig). Default: $ORCHESTRATE_LAB_DIR or "
+                              "~/.local/state/failover-orchestrator/lab."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
+
+
+@app.command()
+def up(
+    root: RootOption = None,
+    temporal_port: Annotated[int, typer.Option(help="Temporal frontend port.")] = DEFAULT_TEMPORAL_PORT,
+    ui_port: Annotated[int, typer.Option(help="Temporal Web UI port.")] = DEFAULT_TEMPORAL_UI_PORT,
+    as_json: JsonOption = False,
+) -> None:
+    """Start clusters dc1 and dc2 and the Temporal dev server; build the lab binaries first if needed."""
+    started = time.monotonic()
+    try:
+        if not as_json:
+            console.print("[bold]Preparing lab binaries[/] (the first run builds Kubernetes: 10-25 minutes)...")
+        lab = Lab.create(root, temporal_port=temporal_port, temporal_ui_port=ui_port)
+        if not as_json:
+            console.print("[bold]Starting[/] etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok "
+                          f"for {', '.join(lab.clusters)} and the Temporal dev server...")
+        try:
+            summary = lab.up()
+        except BaseException:
+            lab.down(purge=True)
+            raise
+    except (LabError, LabProcessError, BinaryError, TimeoutError) as exc:
+        fail(str(exc), ExitCode.ERROR, as_json=as_json,
+             hint="see the component logs under the lab folder; `orchestrate sandbox down` cleans up")
+    elapsed = time.monotonic() - started
+    if as_json:
+        emit_json({**lab.status(), "seconds": round(elapsed, 1)})
+        return
+    console.print(f"[green]Lab up[/] in {elapsed:.0f}s")
+    for name, server in summary.clusters.items():
+        console.print(f"  cluster {name}: {server}  (context {name})")
+    console.print(f"  Temporal: {summary.temporal_address}   Web UI: {summary.temporal_ui}")
+    console.print(f"  kubeconfig: {summary.kubeconfig}")
+    console.print(f"\n  export KUBECONFIG={summary.kubeconfig}\n  kubectl --context dc1 get nodes")
+
+
+@app.command()
+def down(root: RootOption = None, as_json: JsonOption = False) -> None:
+    """Stop every lab process and delete the lab's state."""
+    try:
+        lab = Lab.load(root)
+    except (LabError, BinaryError) as exc:
+        fail(str(exc), ExitCode.ERROR, as_json=as_json)
+    lab.down(purge=True)
+    if as_json:
+        emit_json({"root": str(lab.root), "stopped": True})
+    else:
+        console.print(f"[green]Lab stopped[/] and {lab.root} removed")
+
+
+@app.command()
+def status(root: RootOption = None, as_json: JsonOption = False) -> None:
+    """Show each lab process and the addresses to reach the lab."""
+    try:
+        lab = Lab.load(root)
+    except (LabError, BinaryError) as exc:
+        fail(str(exc), ExitCode.ERROR, as_json=as_json)
+    report = lab.status()
+    if as_json:
+        emit_json(report)
+        return
+    console.print(f"lab folder: {report['root']}\nkubeconfig: {report['kubeconfig']}")
+    for name, cluster in report["clusters"].items():
+        processes = ", ".join(f"{c} {'[green]up[/]' if up else '[red]down[/]'}" for c, up in cluster["processes"].items())
+        console.print(f"  {name} {cluster['server']}: {processes}")
+    if "temporal" in report:
+        temporal = report["temporal"]
+        state = "[green]up[/]" if temporal["running"] else "[red]down[/]"
+        console.print(f"  temporal {temporal['address']} (UI {temporal['ui']}): {state}")
+
+
+@app.command("stop-apiserver")
+def stop_apiserver(
+    cluster: Annotated[str, typer.Argument(help="Cluster whose apiserver stops (e.g. dc1).")],
+    root: RootOption = None,
+) -> None:
+    """Make one cluster unreachable by stopping its kube-apiserver (its etcd keeps the state)."""
+    _toggle_apiserver(root, cluster, start=False)
+
+
+@app.command("start-apiserver")
+def start_apiserver(
+    cluster: Annotated[str, typer.Argument(help="Cluster whose apiserver starts again.")],
+    root: RootOption = None,
+) -> None:
+    """Start a stopped kube-apiserver again."""
+    _toggle_apiserver(root, cluster, start=True)
+
+
+def _toggle_apiserver(root: Path | None, name: str, *, start: bool) -> None:
+    try:
+        lab = Lab.load(root)
+        target = lab.cluster(name)
+        if start:
+            target.start_apiserver()
+        else:
+            target.stop_apiserver()
+        lab.save()
+    except (LabError, BinaryError) as exc:
+        fail(str(exc), ExitCode.BAD_INPUT if "unknown lab cluster" in str(exc) else ExitCode.ERROR)
+    except LabProcessError as exc:
+        fail(str(exc), ExitCode.ERROR)
+    console.print(f"{name} kube-apiserver {'started' if start else 'stopped'}")
+
+
+__all__ = ["app", "default_root"]

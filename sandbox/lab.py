@@ -1,0 +1,211 @@
+"""The two-site lab: N Kubernetes control planes and a Temporal dev server, with state kept on disk.
+
+``Lab.create(...).up()`` starts everything; the state file (``<root>/state.json``) records ports and pids, so
+``Lab.load(root)`` in a later process (``orchestrate sandbox down``, a fault test) reaches the same processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sandbox.binaries import LabBinaries, ensure_binaries
+from sandbox.cluster import ClusterPorts, ClusterState, LabCluster, write_kubeconfig
+from sandbox.manifests import apply_manifests, crd_documents, wait_for_crds
+from sandbox.processes import free_port, port_is_free
+from sandbox.temporal_server import TemporalDevServer, TemporalState
+
+DEFAULT_CLUSTERS = ("dc1", "dc2")
+DEFAULT_TEMPORAL_PORT = 7233
+DEFAULT_TEMPORAL_UI_PORT = 8233
+
+STORAGE_CLASS: dict[str, Any] = {
+    "apiVersion": "storage.k8s.io/v1",
+    "kind": "StorageClass",
+    "metadata": {"name": "kwok-volume", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+    "provisioner": "kwok.x-k8s.io/volume",
+    "reclaimPolicy": "Delete",
+    "volumeBindingMode": "Immediate",
+}
+"""The default StorageClass whose PVCs kwok's volume stages provision and bind."""
+
+
+def default_root() -> Path:
+    """``$ORCHESTRATE_LAB_DIR``, else the user's state folder."""
+    configured = os.environ.get("ORCHESTRATE_LAB_DIR")
+    if configured:
+        return Path(configured)
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base / "failover-orchestrator" / "lab"
+
+
+class LabError(RuntimeError):
+    """The lab is not in the state an operation needs (e.g. ``down`` with no lab up)."""
+
+
+@dataclass
+class LabSummary:
+    """What a user needs to reach a running lab."""
+
+    root: Path
+    kubeconfig: Path
+    clusters: dict[str, str]
+    temporal_address: str | None
+    temporal_ui: str | None
+
+
+class Lab:
+    """A set of lab clusters plus an optional Temporal dev server, rooted in one folder."""
+
+    def __init__(
+        self,
+        root: Path,
+        clusters: Sequence[ClusterState],
+        temporal: TemporalState | None,
+        binaries: LabBinaries,
+    ) -> None:
+        self.root = root
+        self.binaries = binaries
+        self.clusters = {state.name: LabCluster(state, root, binaries) for state in clusters}
+        self.temporal = TemporalDevServer(temporal, root) if temporal else None
+
+    # ----------------------------------------------------------------------------------------- construction
+
+    @classmethod
+    def create(
+        cls,
+        root: Path | None = None,
+        cluster_names: Sequence[str] = DEFAULT_CLUSTERS,
+        with_temporal: bool = True,
+        temporal_port: int | None = None,
+        temporal_ui_port: int | None = None,
+        binaries: LabBinaries | None = None,
+    ) -> Lab:
+        """Plan a new lab; ports are free ones (Temporal gets 7233/8233 when asked and free)."""
+        root = root or default_root()
+        if (root / "state.json").exists():
+            raise LabError(f"a lab is already recorded in {root}: run `orchestrate sandbox down` first")
+        taken: set[int] = set()
+        clusters = [ClusterState(name=name, site=name, ports=ClusterPorts.allocate(taken)) for name in cluster_names]
+        temporal: TemporalState | None = None
+        if with_temporal:
+            port = temporal_port or free_port(taken)
+            ui_port = temporal_ui_port or free_port(taken)
+            for wanted in (port, ui_port):
+                if not port_is_free(wanted):
+                    raise LabError(f"port {wanted} is in use: pass other Temporal ports")
+            taken.update((port, ui_port))
+            temporal = TemporalState(port=port, ui_port=ui_port, http_port=free_port(taken),
+                                     metrics_port=free_port(taken))
+        return cls(root, clusters, temporal, binaries or ensure_binaries())
+
+    @classmethod
+    def load(cls, root: Path | None = None) -> Lab:
+        """Reach the lab recorded in ``root`` by an earlier process."""
+        root = root or default_root()
+        state_file = root / "state.json"
+        if not state_file.exists():
+            raise LabError(f"no lab is recorded in {root}: run `orchestrate sandbox up`")
+        data = json.loads(state_file.read_text())
+        clusters = [ClusterState.from_dict(c) for c in data["clusters"]]
+        temporal = TemporalState(**data["temporal"]) if data.get("temporal") else None
+        return cls(root, clusters, temporal, ensure_binaries(build=False))
+
+    def save(self) -> None:
+        """Record ports and pids for later processes."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        data = {
+            "clusters": [c.state.to_dict() for c in self.clusters.values()],
+            "temporal": self.temporal.state.to_dict() if self.temporal else None,
+        }
+        tmp = self.root / "state.json.tmp"
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(self.root / "state.json")
+
+    # ----------------------------------------------------------------------------------------- lifecycle
+
+    @property
+    def kubeconfig(self) -> Path:
+        """The kubeconfig with one context per cluster."""
+        return self.root / "kubeconfig"
+
+    def cluster(self, name: str) -> LabCluster:
+        """The cluster called ``name``."""
+        try:
+            return self.clusters[name]
+        except KeyError:
+            raise LabError(f"unknown lab cluster {name!r}; the lab has {', '.join(self.clusters)}") from None
+
+    def up(self) -> LabSummary:
+        """Start every cluster (in parallel) and Temporal, install the test CRDs, write the kubeconfig."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.save()
+        try:
+            with ThreadPoolExecutor(max_workers=len(self.clusters) + 1) as pool:
+                futures = [pool.submit(self._start_cluster, c) for c in self.clusters.values()]
+                if self.temporal:
+                    futures.append(pool.submit(self.temporal.start))
+                for future in futures:
+                    future.result()
+        finally:
+            self.save()
+        self._write_kubeconfig()
+        return self.summary()
+
+    def _start_cluster(self, cluster: LabCluster) -> None:
+        cluster.start()
+        self.save()
+        api_client = cluster.api_client()
+        try:
+            apply_manifests(api_client, [STORAGE_CLASS, *crd_documents()])
+            wait_for_crds(api_client, [doc["metadata"]["name"] for doc in crd_documents()])
+        finally:
+            api_client.close()
+        cluster.wait_for_default_service_account()
+
+    def down(self, purge: bool = True) -> None:
+        """Stop every process; with ``purge`` forget the lab (state, etcd data, Temporal history)."""
+        if self.temporal:
+            self.temporal.stop()
+        for cluster in self.clusters.values():
+            cluster.stop()
+            if purge:
+                cluster.purge()
+        if purge:
+            shutil.rmtree(self.root, ignore_errors=True)
+        else:
+            self.save()
+
+    def _write_kubeconfig(self) -> None:
+        entries = [c.kubeconfig_entry() for c in self.clusters.values()]
+        write_kubeconfig(self.kubeconfig, entries, current=next(iter(self.clusters)))
+
+    def summary(self) -> LabSummary:
+        """Addresses of everything the lab runs."""
+        return LabSummary(
+            root=self.root,
+            kubeconfig=self.kubeconfig,
+            clusters={name: c.server for name, c in self.clusters.items()},
+            temporal_address=self.temporal.state.address if self.temporal else None,
+            temporal_ui=self.temporal.state.ui_url if self.temporal else None,
+        )
+
+    def status(self) -> dict[str, Any]:
+        """Which processes run, per cluster and for Temporal."""
+        result: dict[str, Any] = {
+            "root": str(self.root),
+            "kubeconfig": str(self.kubeconfig),
+            "clusters": {
+                name: {"server": c.server, "processes": c.running_components()} for name, c in self.clusters.items()
+            },
+        }
+        if self.temporal:
+            result["temporal"] = {"address": self.temporal.state.address, "ui": self.temporal.state.ui_url,
+                                  "running": self.temporal.running()}
+        return result

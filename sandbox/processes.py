@@ -1,0 +1,123 @@
+"""Start, watch and stop the lab's background processes by pid, from this process or a later CLI invocation."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+
+class LabProcessError(RuntimeError):
+    """A lab process failed to start or to become ready; the message points at its log file."""
+
+
+def free_port(taken: set[int] | None = None) -> int:
+    """A loopback TCP port that nothing listens on now (and not already handed out in ``taken``)."""
+    taken = taken if taken is not None else set()
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in taken:
+            taken.add(port)
+            return port
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a loopback TCP port can be bound now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def start_process(argv: Sequence[str], log_file: Path, env: dict[str, str] | None = None) -> int:
+    """Start ``argv`` in its own session (so it outlives the CLI that started it) and return its pid."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as log:
+        log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(argv)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
+    return proc.pid
+
+
+def _reap(pid: int) -> bool:
+    """Collect ``pid`` if it is a finished child of ours; true when it is gone."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return done == pid
+
+
+def is_running(pid: int) -> bool:
+    """Whether ``pid`` names a live (not zombie) process."""
+    if pid <= 0 or _reap(pid):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def stop_process(pid: int, timeout: float = 10.0) -> None:
+    """Stop the process group led by ``pid``: SIGTERM, then SIGKILL after ``timeout`` seconds."""
+    if not is_running(pid):
+        return
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not is_running(pid):
+                return
+            time.sleep(0.05)
+    raise LabProcessError(f"process {pid} did not stop after SIGKILL")
+
+
+def wait_until(
+    check: Callable[[], bool],
+    what: str,
+    timeout: float,
+    pid: int | None = None,
+    log_file: Path | None = None,
+    interval: float = 0.2,
+) -> None:
+    """Poll ``check`` until it is true; fail early when ``pid`` exits, and show the tail of ``log_file``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        if pid is not None and not is_running(pid):
+            raise LabProcessError(f"{what}: the process exited early{_log_tail(log_file)}")
+        time.sleep(interval)
+    raise LabProcessError(f"{what}: not ready after {timeout:.0f}s{_log_tail(log_file)}")
+
+
+def _log_tail(log_file: Path | None, lines: int = 25) -> str:
+    if log_file is None or not log_file.exists():
+        return ""
+    tail = log_file.read_text(errors="replace").splitlines()[-lines:]
+    return f"\n--- last lines of {log_file} ---\n" + "\n".join(tail)
