@@ -1,1 +1,1 @@
-"""clusters package."""
+"""Cluster registry, one Kubernetes ApiClient per cluster, workloads, PVCs, reachability (no temporalio)."""

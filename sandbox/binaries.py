@@ -95,6 +95,7 @@ def wrapper_go_mod(version: str, upstream_go_mod: str) -> str:
     Args:
         version: the Kubernetes release, e.g. ``v1.36.3``.
         upstream_go_mod: the text of that release's own go.mod.
+
     """
     staging_version = "v0." + version.removeprefix("v1.")
     lines = ["module failover-orchestrator/kubebuild", ""]
@@ -102,9 +103,7 @@ def wrapper_go_mod(version: str, upstream_go_mod: str) -> str:
         if line.startswith(("go ", "godebug ")):
             lines.append(line)
     lines += ["", f"require k8s.io/kubernetes {version}", "", "replace ("]
-    staging = sorted(
-        {m.group(1) for m in (_STAGING_REPLACE.match(line) for line in upstream_go_mod.splitlines()) if m}
-    )
+    staging = sorted({m.group(1) for m in (_STAGING_REPLACE.match(line) for line in upstream_go_mod.splitlines()) if m})
     if not staging:
         raise BinaryError(f"no staging replace directives found in the go.mod of k8s.io/kubernetes {version}")
     lines += [f"\t{module} => {module} {staging_version}" for module in staging]
@@ -121,7 +120,11 @@ def build_kubernetes(version: str, out_dir: Path, components: tuple[str, ...] = 
     work.mkdir(parents=True)
     info = subprocess.run(
         ["go", "list", "-m", "-json", f"k8s.io/kubernetes@{version}"],
-        cwd=work, env=env, capture_output=True, text=True, check=False,
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if info.returncode != 0:
         raise BinaryError(f"go list -m -json k8s.io/kubernetes@{version} failed:\n{info.stderr}")
@@ -138,9 +141,19 @@ def build_kubernetes(version: str, out_dir: Path, components: tuple[str, ...] = 
     out_dir.mkdir(parents=True, exist_ok=True)
     for component in components:
         _run(
-            ["go", "build", "-trimpath", "-tags=selinux,notest", "-ldflags", " ".join(ldflags),
-             "-o", str(out_dir / component), f"./{component}"],
-            work, env,
+            [
+                "go",
+                "build",
+                "-trimpath",
+                "-tags=selinux,notest",
+                "-ldflags",
+                " ".join(ldflags),
+                "-o",
+                str(out_dir / component),
+                f"./{component}",
+            ],
+            work,
+            env,
         )
     shutil.rmtree(work, ignore_errors=True)
 
@@ -173,7 +186,10 @@ def ensure_kwok_stages(target: Path, version: str = KWOK_VERSION) -> Path:
         return target
     info = subprocess.run(
         ["go", "mod", "download", "-json", f"sigs.k8s.io/kwok@{version}"],
-        capture_output=True, text=True, check=False, env=_go_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        env=_go_env(),
     )
     if info.returncode != 0:
         raise BinaryError(f"go mod download -json sigs.k8s.io/kwok@{version} failed:\n{info.stderr}{info.stdout}")
@@ -193,6 +209,7 @@ def ensure_binaries(
 
     Raises:
         BinaryError: a binary is missing and cannot be built (the message holds the failing command).
+
     """
     folders = _search_folders(bin_dir, version)
     target = cache_dir(version)

@@ -16,10 +16,12 @@ from typing import Any
 
 import httpx
 import yaml
+from kubernetes.client import ApiClient
 
+from clusters.kubeclient import close_api_client, new_api_client
 from sandbox.binaries import LabBinaries
 from sandbox.pki import ClusterPki, create_cluster_pki
-from sandbox.processes import free_port, is_running, start_process, stop_process, wait_until
+from sandbox.processes import LabProcessError, free_port, is_running, start_process, stop_process, wait_until
 
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
@@ -54,8 +56,12 @@ class ClusterState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ClusterState:
         """Rebuild from :meth:`to_dict` output."""
-        return cls(name=data["name"], site=data["site"], ports=ClusterPorts(**data["ports"]),
-                   pids={k: int(v) for k, v in data.get("pids", {}).items()})
+        return cls(
+            name=data["name"],
+            site=data["site"],
+            ports=ClusterPorts(**data["ports"]),
+            pids={k: int(v) for k, v in data.get("pids", {}).items()},
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict."""
@@ -92,7 +98,7 @@ class LabCluster:
 
     @property
     def etcd_data_dir(self) -> Path:
-        """etcd's data on tmpfs when the machine has one: the lab does not need fsync durability."""
+        """Etcd's data on tmpfs when the machine has one: the lab does not need fsync durability."""
         shm = Path("/dev/shm")
         if shm.is_dir():
             digest = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:12]
@@ -107,9 +113,14 @@ class LabCluster:
         def b64(path: Path) -> str:
             return base64.b64encode(path.read_bytes()).decode()
 
-        cluster = {"name": self.name, "cluster": {"server": self.server, "certificate-authority-data": b64(self.pki.ca_cert)}}
-        user = {"name": f"{self.name}-admin",
-                "user": {"client-certificate-data": b64(self.pki.admin_cert), "client-key-data": b64(self.pki.admin_key)}}
+        cluster = {
+            "name": self.name,
+            "cluster": {"server": self.server, "certificate-authority-data": b64(self.pki.ca_cert)},
+        }
+        user = {
+            "name": f"{self.name}-admin",
+            "user": {"client-certificate-data": b64(self.pki.admin_cert), "client-key-data": b64(self.pki.admin_key)},
+        }
         context = {"name": self.name, "context": {"cluster": self.name, "user": f"{self.name}-admin"}}
         return cluster, user, context
 
@@ -122,42 +133,70 @@ class LabCluster:
         if component == "etcd":
             peer = f"http://127.0.0.1:{ports.etcd_peer}"
             client = f"http://127.0.0.1:{ports.etcd_client}"
-            return [str(self.binaries.etcd), f"--name={self.name}", f"--data-dir={self.etcd_data_dir}",
-                    f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
-                    f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-                    f"--initial-cluster={self.name}={peer}", "--log-level=warn"]
+            return [
+                str(self.binaries.etcd),
+                f"--name={self.name}",
+                f"--data-dir={self.etcd_data_dir}",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster={self.name}={peer}",
+                "--log-level=warn",
+            ]
         if component == "kube-apiserver":
-            return [str(self.binaries.kube_apiserver),
-                    f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
-                    "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-                    f"--secure-port={ports.apiserver}",
-                    f"--tls-cert-file={pki.serving_cert}", f"--tls-private-key-file={pki.serving_key}",
-                    f"--client-ca-file={pki.ca_cert}",
-                    "--authorization-mode=Node,RBAC",
-                    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                    f"--service-account-key-file={pki.service_account_public}",
-                    f"--service-account-signing-key-file={pki.service_account_private}",
-                    f"--service-cluster-ip-range={SERVICE_CIDR}",
-                    "--allow-privileged=true", "--endpoint-reconciler-type=none",
-                    f"--cert-dir={self.root / 'apiserver-certs'}"]
+            return [
+                str(self.binaries.kube_apiserver),
+                f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={ports.apiserver}",
+                f"--tls-cert-file={pki.serving_cert}",
+                f"--tls-private-key-file={pki.serving_key}",
+                f"--client-ca-file={pki.ca_cert}",
+                "--authorization-mode=Node,RBAC",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={pki.service_account_public}",
+                f"--service-account-signing-key-file={pki.service_account_private}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--allow-privileged=true",
+                "--endpoint-reconciler-type=none",
+                f"--cert-dir={self.root / 'apiserver-certs'}",
+            ]
         if component == "kube-controller-manager":
-            return [str(self.binaries.kube_controller_manager),
-                    f"--kubeconfig={kubeconfig}", f"--authentication-kubeconfig={kubeconfig}",
-                    f"--authorization-kubeconfig={kubeconfig}",
-                    "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={ports.controller_manager}",
-                    f"--root-ca-file={pki.ca_cert}",
-                    f"--service-account-private-key-file={pki.service_account_private}",
-                    f"--service-cluster-ip-range={SERVICE_CIDR}",
-                    f"--cert-dir={self.root / 'controller-manager-certs'}"]
+            return [
+                str(self.binaries.kube_controller_manager),
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports.controller_manager}",
+                f"--root-ca-file={pki.ca_cert}",
+                f"--service-account-private-key-file={pki.service_account_private}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                f"--cert-dir={self.root / 'controller-manager-certs'}",
+            ]
         if component == "kube-scheduler":
-            return [str(self.binaries.kube_scheduler),
-                    f"--kubeconfig={kubeconfig}", f"--authentication-kubeconfig={kubeconfig}",
-                    f"--authorization-kubeconfig={kubeconfig}",
-                    "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={ports.scheduler}",
-                    f"--cert-dir={self.root / 'scheduler-certs'}"]
+            return [
+                str(self.binaries.kube_scheduler),
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports.scheduler}",
+                f"--cert-dir={self.root / 'scheduler-certs'}",
+            ]
         if component == "kwok":
-            return [str(self.binaries.kwok), f"--kubeconfig={kubeconfig}", f"--config={self.binaries.kwok_stages}",
-                    "--manage-all-nodes=true", f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1"]
+            return [
+                str(self.binaries.kwok),
+                f"--kubeconfig={kubeconfig}",
+                f"--config={self.binaries.kwok_stages}",
+                "--manage-all-nodes=true",
+                f"--cidr={POD_CIDR}",
+                "--node-ip=127.0.0.1",
+            ]
         raise ValueError(f"unknown component {component!r}")
 
     # ----------------------------------------------------------------------------------------- lifecycle
@@ -170,8 +209,13 @@ class LabCluster:
                 self.etcd_data_dir.mkdir(parents=True, exist_ok=True)
             pid = start_process(self._argv(component), self.log_file(component))
             self.state.pids[component] = pid
-        wait_until(lambda: self.healthy(component), f"{self.name} {component}", timeout,
-                   pid=pid, log_file=self.log_file(component))
+        wait_until(
+            lambda: self.healthy(component),
+            f"{self.name} {component}",
+            timeout,
+            pid=pid,
+            log_file=self.log_file(component),
+        )
 
     def stop_component(self, component: str) -> None:
         """Stop one component (no-op when it is not running)."""
@@ -214,9 +258,10 @@ class LabCluster:
         context.load_cert_chain(str(self.pki.admin_cert), str(self.pki.admin_key))
         return context
 
-    def api_get(self, path: str, timeout: float = 3.0) -> httpx.Response:
-        """GET ``path`` from the apiserver as the admin user."""
-        return httpx.get(self.server + path, verify=self._tls(), timeout=timeout)
+    def request(self, method: str, path: str, body: Any = None, timeout: float = 5.0) -> httpx.Response:
+        """A raw HTTPS request to the apiserver as the admin user (no client-side validation of ``body``)."""
+        with httpx.Client(verify=self._tls(), timeout=timeout) as http:
+            return http.request(method, self.server + path, json=body)
 
     def healthy(self, component: str) -> bool:
         """One health probe of ``component``."""
@@ -224,7 +269,7 @@ class LabCluster:
         if component == "etcd":
             return httpx.get(f"http://127.0.0.1:{ports.etcd_client}/health", timeout=2).status_code == 200
         if component == "kube-apiserver":
-            return self.api_get("/readyz").status_code == 200
+            return self.request("GET", "/readyz", timeout=3.0).status_code == 200
         if component in ("kube-controller-manager", "kube-scheduler"):
             port = ports.controller_manager if component == "kube-controller-manager" else ports.scheduler
             return httpx.get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=2).status_code == 200
@@ -239,37 +284,40 @@ class LabCluster:
 
     def ensure_node(self, timeout: float = 60.0) -> None:
         """Create the kwok node if missing and wait until kwok reports it Ready."""
-        from kubernetes import client
-
-        api = client.CoreV1Api(self.api_client())
-        try:
-            api.read_node(self.node_name)
-        except client.ApiException as exc:
-            if exc.status != 404:
-                raise
-            api.create_node({
-                "apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": self.node_name,
-                             "annotations": {"node.alpha.kubernetes.io/ttl": "0", "kwok.x-k8s.io/node": "fake"},
-                             "labels": {"kubernetes.io/hostname": self.node_name, "kubernetes.io/os": "linux",
-                                        "kubernetes.io/arch": "amd64", "type": "kwok",
-                                        "topology.kubernetes.io/zone": self.state.site}},
-                "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-                           "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"}},
-            })
+        path = f"/api/v1/nodes/{self.node_name}"
+        if self.request("GET", path).status_code == 404:
+            created = self.request("POST", "/api/v1/nodes", self._node_manifest())
+            if created.status_code != 201:
+                raise LabProcessError(f"{self.name}: creating node {self.node_name} failed: {created.text}")
 
         def ready() -> bool:
-            node = api.read_node(self.node_name)
-            return any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
+            conditions = self.request("GET", path).json().get("status", {}).get("conditions", [])
+            return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
         wait_until(ready, f"{self.name} node {self.node_name} Ready", timeout, log_file=self.log_file("kwok"))
-        api.api_client.close()
 
-    def api_client(self, timeout: float = 5.0) -> Any:
+    def _node_manifest(self) -> dict[str, Any]:
+        resources = {"cpu": "32", "memory": "256Gi", "pods": "110"}
+        return {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": self.node_name,
+                "annotations": {"node.alpha.kubernetes.io/ttl": "0", "kwok.x-k8s.io/node": "fake"},
+                "labels": {
+                    "kubernetes.io/hostname": self.node_name,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                    "type": "kwok",
+                    "topology.kubernetes.io/zone": self.state.site,
+                },
+            },
+            "status": {"allocatable": resources, "capacity": resources},
+        }
+
+    def api_client(self) -> ApiClient:
         """A new ``kubernetes.client.ApiClient`` for this cluster (the caller closes it)."""
-        from kubernetes import config
-
-        return config.new_client_from_config(config_file=str(self.admin_kubeconfig), context=self.name)
+        return new_api_client(self.admin_kubeconfig, self.name)
 
     def wait_for_default_service_account(self, namespace: str = "default", timeout: float = 60.0) -> None:
         """Wait until the controller manager created the namespace's default service account."""
@@ -278,10 +326,13 @@ class LabCluster:
         api_client = self.api_client()
         api = client.CoreV1Api(api_client)
         try:
-            wait_until(lambda: api.read_namespaced_service_account("default", namespace) is not None,
-                       f"{self.name} default service account in {namespace}", timeout)
+            wait_until(
+                lambda: api.read_namespaced_service_account("default", namespace) is not None,
+                f"{self.name} default service account in {namespace}",
+                timeout,
+            )
         finally:
-            api_client.close()
+            close_api_client(api_client)
 
 
 def write_kubeconfig(
@@ -291,8 +342,12 @@ def write_kubeconfig(
 ) -> None:
     """Write a kubeconfig with one cluster, user and context per entry."""
     document = {
-        "apiVersion": "v1", "kind": "Config", "preferences": {},
-        "clusters": [e[0] for e in entries], "users": [e[1] for e in entries], "contexts": [e[2] for e in entries],
+        "apiVersion": "v1",
+        "kind": "Config",
+        "preferences": {},
+        "clusters": [e[0] for e in entries],
+        "users": [e[1] for e in entries],
+        "contexts": [e[2] for e in entries],
         "current-context": current,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -300,4 +355,3 @@ def write_kubeconfig(
     tmp.write_text(yaml.safe_dump(document, sort_keys=False))
     tmp.chmod(0o600)
     tmp.replace(path)
-

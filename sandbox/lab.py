@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clusters.kubeclient import close_api_client
 from sandbox.binaries import LabBinaries, ensure_binaries
 from sandbox.cluster import ClusterPorts, ClusterState, LabCluster, write_kubeconfig
 from sandbox.manifests import apply_manifests, crd_documents, wait_for_crds
@@ -101,8 +102,9 @@ class Lab:
                 if not port_is_free(wanted):
                     raise LabError(f"port {wanted} is in use: pass other Temporal ports")
             taken.update((port, ui_port))
-            temporal = TemporalState(port=port, ui_port=ui_port, http_port=free_port(taken),
-                                     metrics_port=free_port(taken))
+            temporal = TemporalState(
+                port=port, ui_port=ui_port, http_port=free_port(taken), metrics_port=free_port(taken)
+            )
         return cls(root, clusters, temporal, binaries or ensure_binaries())
 
     @classmethod
@@ -166,7 +168,7 @@ class Lab:
             apply_manifests(api_client, [STORAGE_CLASS, *crd_documents()])
             wait_for_crds(api_client, [doc["metadata"]["name"] for doc in crd_documents()])
         finally:
-            api_client.close()
+            close_api_client(api_client)
         cluster.wait_for_default_service_account()
 
     def down(self, purge: bool = True) -> None:
@@ -206,6 +208,9 @@ class Lab:
             },
         }
         if self.temporal:
-            result["temporal"] = {"address": self.temporal.state.address, "ui": self.temporal.state.ui_url,
-                                  "running": self.temporal.running()}
+            result["temporal"] = {
+                "address": self.temporal.state.address,
+                "ui": self.temporal.state.ui_url,
+                "running": self.temporal.running(),
+            }
         return result

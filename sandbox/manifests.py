@@ -31,7 +31,7 @@ def apply_manifests(api_client: Any, documents: Iterable[dict[str, Any]]) -> Non
     from kubernetes import client
     from kubernetes.dynamic import DynamicClient
 
-    dynamic = DynamicClient(api_client)
+    dynamic = DynamicClient(api_client)  # type: ignore[no-untyped-call]
     for document in documents:
         resource = dynamic.resources.get(api_version=document["apiVersion"], kind=document["kind"])
         namespace = document["metadata"].get("namespace")
@@ -41,8 +41,10 @@ def apply_manifests(api_client: Any, documents: Iterable[dict[str, Any]]) -> Non
             if exc.status != 409:
                 raise
             current = resource.get(name=document["metadata"]["name"], namespace=namespace)
-            body = {**document, "metadata": {**document["metadata"],
-                                             "resourceVersion": current.metadata.resourceVersion}}
+            body = {
+                **document,
+                "metadata": {**document["metadata"], "resourceVersion": current.metadata.resourceVersion},
+            }
             resource.replace(body=body, namespace=namespace)
 
 

@@ -13,8 +13,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _VALIDITY = dt.timedelta(days=365)
-_SERVING_DNS = ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                "kubernetes.default.svc.cluster.local")
+_SERVING_DNS = (
+    "localhost",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
 _SERVING_IPS = ("127.0.0.1", "::1", "10.96.0.1")
 
 
@@ -57,7 +62,7 @@ def _issue(
     issuer_key: ec.EllipticCurvePrivateKey,
     *,
     is_ca: bool = False,
-    usage: ExtendedKeyUsageOID | None = None,
+    usage: x509.ObjectIdentifier | None = None,
     sans: list[x509.GeneralName] | None = None,
 ) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
@@ -73,9 +78,17 @@ def _issue(
     )
     if is_ca:
         builder = builder.add_extension(
-            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                          key_encipherment=False, data_encipherment=False, key_agreement=False,
-                          encipher_only=False, decipher_only=False),
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
             critical=True,
         )
     if usage is not None:
@@ -114,14 +127,21 @@ def create_cluster_pki(folder: Path, cluster: str) -> ClusterPki:
     serving_key = _key()
     sans: list[x509.GeneralName] = [x509.DNSName(d) for d in _SERVING_DNS]
     sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in _SERVING_IPS]
-    serving = _issue(_name("kube-apiserver"), serving_key.public_key(), ca_name, ca_key,
-                     usage=ExtendedKeyUsageOID.SERVER_AUTH, sans=sans)
+    serving = _issue(
+        _name("kube-apiserver"),
+        serving_key.public_key(),
+        ca_name,
+        ca_key,
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        sans=sans,
+    )
     _write_key(pki.serving_key, serving_key)
     _write_cert(pki.serving_cert, serving)
 
     admin_key = _key()
-    admin = _issue(_name("admin", "system:masters"), admin_key.public_key(), ca_name, ca_key,
-                   usage=ExtendedKeyUsageOID.CLIENT_AUTH)
+    admin = _issue(
+        _name("admin", "system:masters"), admin_key.public_key(), ca_name, ca_key, usage=ExtendedKeyUsageOID.CLIENT_AUTH
+    )
     _write_key(pki.admin_key, admin_key)
     _write_cert(pki.admin_cert, admin)
 

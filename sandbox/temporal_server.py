@@ -74,15 +74,24 @@ class TemporalDevServer:
     def argv(self) -> list[str]:
         """The command line of the dev server."""
         return [
-            str(temporal_binary()), "server", "start-dev",
-            "--ip", "127.0.0.1",
-            "--port", str(self.state.port),
-            "--ui-port", str(self.state.ui_port),
-            "--http-port", str(self.state.http_port),
-            "--metrics-port", str(self.state.metrics_port),
-            "--db-filename", str(self.db_file),
+            str(temporal_binary()),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.state.port),
+            "--ui-port",
+            str(self.state.ui_port),
+            "--http-port",
+            str(self.state.http_port),
+            "--metrics-port",
+            str(self.state.metrics_port),
+            "--db-filename",
+            str(self.db_file),
             "--ui-disable-news-fetch",
-            "--log-level", "warn",
+            "--log-level",
+            "warn",
             *search_attribute_flags(),
         ]
 
@@ -90,7 +99,10 @@ class TemporalDevServer:
         """Whether the frontend answers a health check."""
         result = subprocess.run(
             [str(temporal_binary()), "operator", "cluster", "health", "--address", self.state.address],
-            capture_output=True, text=True, timeout=10, check=False,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         )
         return result.returncode == 0 and "SERVING" in result.stdout
 
@@ -99,8 +111,9 @@ class TemporalDevServer:
         self.root.mkdir(parents=True, exist_ok=True)
         if not is_running(self.state.pid):
             self.state.pid = start_process(self.argv(), self.log_file)
-        wait_until(self.healthy, "temporal dev server", timeout, pid=self.state.pid, log_file=self.log_file,
-                   interval=0.5)
+        wait_until(
+            self.healthy, "temporal dev server", timeout, pid=self.state.pid, log_file=self.log_file, interval=0.5
+        )
 
     def stop(self) -> None:
         """Stop the server; its SQLite file stays."""

@@ -14,12 +14,17 @@ from sandbox.binaries import BinaryError
 from sandbox.lab import DEFAULT_TEMPORAL_PORT, DEFAULT_TEMPORAL_UI_PORT, Lab, LabError, default_root
 from sandbox.processes import LabProcessError
 
-app = typer.Typer(help="The local lab: two real Kubernetes control planes, a Temporal dev server.", no_args_is_help=True)
+app = typer.Typer(
+    help="The local lab: two real Kubernetes control planes, a Temporal dev server.", no_args_is_help=True
+)
 
 RootOption = Annotated[
     Path | None,
-    typer.Option("--dir", help="Lab folder (state, PKI, logs, kubeconfig). Default: $ORCHESTRATE_LAB_DIR or "
-                              "~/.local/state/failover-orchestrator/lab."),
+    typer.Option(
+        "--dir",
+        help="Lab folder (state, PKI, logs, kubeconfig). Default: $ORCHESTRATE_LAB_DIR or "
+        "~/.local/state/failover-orchestrator/lab.",
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
 
@@ -38,16 +43,22 @@ def up(
             console.print("[bold]Preparing lab binaries[/] (the first run builds Kubernetes: 10-25 minutes)...")
         lab = Lab.create(root, temporal_port=temporal_port, temporal_ui_port=ui_port)
         if not as_json:
-            console.print("[bold]Starting[/] etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok "
-                          f"for {', '.join(lab.clusters)} and the Temporal dev server...")
+            console.print(
+                "[bold]Starting[/] etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok "
+                f"for {', '.join(lab.clusters)} and the Temporal dev server..."
+            )
         try:
             summary = lab.up()
         except BaseException:
             lab.down(purge=True)
             raise
     except (LabError, LabProcessError, BinaryError, TimeoutError) as exc:
-        fail(str(exc), ExitCode.ERROR, as_json=as_json,
-             hint="see the component logs under the lab folder; `orchestrate sandbox down` cleans up")
+        fail(
+            str(exc),
+            ExitCode.ERROR,
+            as_json=as_json,
+            hint="see the component logs under the lab folder; `orchestrate sandbox down` cleans up",
+        )
     elapsed = time.monotonic() - started
     if as_json:
         emit_json({**lab.status(), "seconds": round(elapsed, 1)})
@@ -87,7 +98,9 @@ def status(root: RootOption = None, as_json: JsonOption = False) -> None:
         return
     console.print(f"lab folder: {report['root']}\nkubeconfig: {report['kubeconfig']}")
     for name, cluster in report["clusters"].items():
-        processes = ", ".join(f"{c} {'[green]up[/]' if up else '[red]down[/]'}" for c, up in cluster["processes"].items())
+        processes = ", ".join(
+            f"{c} {'[green]up[/]' if up else '[red]down[/]'}" for c, up in cluster["processes"].items()
+        )
         console.print(f"  {name} {cluster['server']}: {processes}")
     if "temporal" in report:
         temporal = report["temporal"]

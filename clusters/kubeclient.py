@@ -1,0 +1,37 @@
+"""Construction of Kubernetes API clients: one ``ApiClient`` per cluster, never the process-global default."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from kubernetes import client, config
+
+
+def new_api_client(kubeconfig: Path, context: str) -> client.ApiClient:
+    """A client for ``context`` of ``kubeconfig``; the caller closes it.
+
+    Args:
+        kubeconfig: path of the kubeconfig file.
+        context: the context naming the cluster and credentials.
+    """
+    api_client: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(kubeconfig), context=context
+    )
+    return api_client
+
+
+def close_api_client(api_client: client.ApiClient) -> None:
+    """Close ``api_client``'s connection pool (the client's own ``close`` is untyped)."""
+    api_client.close()  # type: ignore[no-untyped-call]
+
+
+@contextmanager
+def open_api_client(kubeconfig: Path, context: str) -> Iterator[client.ApiClient]:
+    """A client for ``context`` of ``kubeconfig``, closed on exit."""
+    api_client = new_api_client(kubeconfig, context)
+    try:
+        yield api_client
+    finally:
+        close_api_client(api_client)

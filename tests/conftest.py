@@ -1,0 +1,1 @@
+"""Shared pytest configuration: the tiers live in tests/unit, tests/workflow and tests/lab."""
