@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,7 +55,8 @@ def dc2_client(dc2: LabCluster) -> Iterator[Any]:
 @pytest.fixture()
 def namespace(request: pytest.FixtureRequest, dc1_client: Any, dc2_client: Any) -> Iterator[str]:
     """A fresh namespace of the same name in both clusters, deleted afterwards."""
-    name = request.node.name.lower().replace("_", "-")[:50].rstrip("-")
+    stem = re.sub(r"[^a-z0-9]+", "-", request.node.originalname.lower().removeprefix("test_"))[:40].strip("-")
+    name = f"{stem}-{uuid.uuid4().hex[:6]}"
     for api_client in (dc1_client, dc2_client):
         client.CoreV1Api(api_client).create_namespace({"metadata": {"name": name}})
     yield name

@@ -115,6 +115,12 @@ def set_path(document: Any, path: tuple[str, ...], value: Any) -> None:
         target[last] = value
 
 
+def status_path(crd: dict[str, Any], object_path: str) -> str:
+    """Where status is written: the status subresource when the CRD has one (TridentActionMirrorUpdate does not)."""
+    version = next(v for v in crd["spec"]["versions"] if v.get("storage"))
+    return f"{object_path}/status" if "status" in version.get("subresources", {}) else object_path
+
+
 def collection_path(crd: dict[str, Any], namespace: str) -> str:
     version, _ = served_schema(crd)
     group, plural = crd["spec"]["group"], crd["spec"]["names"]["plural"]
@@ -166,9 +172,10 @@ def test_enum_field_rejects_invalid_value(case: EnumCase, dc1: LabCluster, names
         current["status"] = sample(schema["properties"]["status"], case.path[1:])
         invalid_status = copy.deepcopy(current)
         set_path(invalid_status, case.path, INVALID)
-        rejected = dc1.request("PUT", f"{collection}/{name}/status", invalid_status)
+        target = status_path(case.crd, f"{collection}/{name}")
+        rejected = dc1.request("PUT", target, invalid_status)
         assert rejected.status_code == 422, rejected.text
         assert f"{case.field}: Unsupported value" in rejected.text, rejected.text
-        accepted = dc1.request("PUT", f"{collection}/{name}/status", current)
+        accepted = dc1.request("PUT", target, current)
         assert accepted.status_code == 200, accepted.text
     dc1.request("DELETE", f"{collection}/{name}")
