@@ -164,3 +164,14 @@ def test_clusters_hold_independent_state(
     dc2_nodes = [n.metadata.name for n in client.CoreV1Api(dc2_client).list_node().items]
     assert dc1_nodes == ["dc1-node-1"]
     assert dc2_nodes == ["dc2-node-1"]
+
+
+def test_immutable_fields_cannot_change(dc1_client: Any, namespace: str) -> None:
+    custom = client.CustomObjectsApi(dc1_client)
+    custom.create_namespaced_custom_object(*CSI, namespace, "volumegroupreplications", vgr("pg"))
+    with pytest.raises(client.ApiException) as rejected:
+        custom.patch_namespaced_custom_object(
+            *CSI, namespace, "volumegroupreplications", "pg", {"spec": {"volumeGroupReplicationClassName": "other"}}
+        )
+    assert rejected.value.status == 422
+    assert "immutable" in rejected.value.body

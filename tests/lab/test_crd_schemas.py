@@ -19,6 +19,7 @@ from sandbox.cluster import LabCluster
 from sandbox.manifests import crd_documents
 
 INVALID = "not-a-valid-value"
+OBJECT_HEADER = ("apiVersion", "kind", "metadata")
 ITEM = "[]"
 
 
@@ -66,7 +67,7 @@ def all_cases() -> list[EnumCase]:
     for crd in crd_documents():
         _, schema = served_schema(crd)
         for path, values in enum_paths(schema):
-            if path and path[0] in ("spec", "status"):
+            if path and path[0] not in OBJECT_HEADER:
                 cases.append(EnumCase(crd, path, values))
     return cases
 
@@ -147,18 +148,22 @@ def test_every_crd_has_enum_cases() -> None:
 def test_enum_field_rejects_invalid_value(case: EnumCase, dc1: LabCluster, namespace: str) -> None:
     version, schema = served_schema(case.crd)
     name = f"enum-{uuid.uuid4().hex[:8]}"
-    spec_schema = schema["properties"].get("spec", {})
+    body_fields = {k: v for k, v in schema["properties"].items() if k not in (*OBJECT_HEADER, "status")}
+    body_schema = {
+        "type": "object",
+        "properties": body_fields,
+        "required": [f for f in schema.get("required", []) if f in body_fields],
+    }
     valid: dict[str, Any] = {
         "apiVersion": f"{case.crd['spec']['group']}/{version}",
         "kind": case.kind,
         "metadata": {"name": name},
+        **sample(body_schema, case.path if case.path[0] != "status" else ()),
     }
-    if spec_schema:
-        valid["spec"] = sample(spec_schema, case.path[1:] if case.path[0] == "spec" else ())
     collection = collection_path(case.crd, namespace)
     invalid = copy.deepcopy(valid)
 
-    if case.path[0] == "spec":
+    if case.path[0] != "status":
         set_path(invalid, case.path, INVALID)
         rejected = dc1.request("POST", collection, invalid)
         assert rejected.status_code == 422, rejected.text
