@@ -174,4 +174,4 @@ def test_immutable_fields_cannot_change(dc1_client: Any, namespace: str) -> None
             *CSI, namespace, "volumegroupreplications", "pg", {"spec": {"volumeGroupReplicationClassName": "other"}}
         )
     assert rejected.value.status == 422
-    assert "immutable" in rejected.value.body
+    assert "immutable" in str(rejected.value.body)
