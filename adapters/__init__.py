@@ -1,1 +1,1 @@
-"""adapters package."""
+"""Backend adapters behind one interface: csi-addons, unified, trident, powerstore (no temporalio)."""

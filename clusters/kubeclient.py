@@ -16,10 +16,13 @@ def new_api_client(kubeconfig: Path, context: str) -> client.ApiClient:
         kubeconfig: path of the kubeconfig file.
         context: the context naming the cluster and credentials.
     """
-    api_client: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=str(kubeconfig), context=context
+    configuration = client.Configuration()
+    config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=str(kubeconfig), context=context, client_configuration=configuration, persist_config=False
     )
-    return api_client
+    # One quick retry of a refused connection, not urllib3's default three: a dead cluster must cost seconds.
+    configuration.retries = 1
+    return client.ApiClient(configuration)
 
 
 def close_api_client(api_client: client.ApiClient) -> None:

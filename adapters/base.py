@@ -1,0 +1,234 @@
+"""The one interface every storage backend implements for a protection group's replication on one cluster.
+
+An adapter is bound to one cluster (a :class:`~clusters.api.ClusterApi`) and one group's replication objects
+there (a :class:`ReplicationTarget`). It never decides *whether* an operation is safe (the workflow does, from
+both sides' :class:`ReplicationStatus`); it sets the desired state idempotently ("set desired, then observe": a
+repeated call writes nothing) and reports what the backend says in one normalised shape.
+"""
+
+from __future__ import annotations
+
+import abc
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from clusters.api import ClusterApi, JsonObject, Resource
+
+
+class Backend(StrEnum):
+    """How a group is replicated (see reference/backends.md)."""
+
+    CSI_ADDONS = "csi-addons"
+    UNIFIED = "unified"
+    TRIDENT = "trident"
+    POWERSTORE = "powerstore"
+
+
+class Role(StrEnum):
+    """The replication role of one side."""
+
+    PRIMARY = "Primary"
+    SECONDARY = "Secondary"
+    UNKNOWN = "Unknown"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ReplicationTarget(_Frozen):
+    """Which objects on one cluster make up a group's replication.
+
+    Attributes:
+        backend: the backend.
+        namespace: the group's namespace (also where the PVCs live).
+        name: the VolumeGroupReplication / VolumeReplication name (csi-addons, unified) or the cluster-scoped
+            DellCSIReplicationGroup name (powerstore). Unused for trident.
+        single_volume: csi-addons only: the group is one PVC replicated by a VolumeReplication named ``name``.
+        pvc_names: the group's PVCs (trident: one TridentMirrorRelationship per PVC, named by ``tmr_names`` or
+            after the PVC); informational for the other backends.
+        tmr_names: trident only: TMR name per PVC name, when they differ from the PVC names.
+        snapshot_class: trident only: the VolumeSnapshotClass for the planned failover's snapshots.
+    """
+
+    backend: Backend
+    namespace: str
+    name: str | None = None
+    single_volume: bool = False
+    pvc_names: tuple[str, ...] = ()
+    tmr_names: dict[str, str] = Field(default_factory=dict)
+    snapshot_class: str | None = None
+
+
+class VolumeState(_Frozen):
+    """One replicated volume (or the one object standing for the group) as the backend reports it."""
+
+    name: str
+    role: Role
+    state: str
+    message: str = ""
+    healthy: bool = True
+
+
+class ReplicationStatus(_Frozen):
+    """A normalised observation of one side of a group.
+
+    Attributes:
+        cluster: where it was observed.
+        backend: the backend.
+        role: Primary, Secondary or Unknown (Unknown also while objects disagree or status is stale).
+        current: every object's status was observed for its latest generation (a stale status means "not yet").
+        completed: the last requested role change completed (csi-addons Completed=True, Trident a final state,
+            Dell ``Ready`` with no action pending).
+        healthy: not degraded.
+        replicating: data flows between the sides (Replicating=True, TMR established, Dell link SYNCHRONIZED).
+        syncing: a (final or re-) sync is in progress.
+        failure: the backend's report of a failed attempt, verbatim enough to act on; ``None`` when none.
+        failure_permanent: the backend has given up (Dell ``Error``, Trident ``failed``/``invalid``,
+            Validated=False/PrerequisiteNotMet); otherwise a failure means the backend keeps retrying.
+        last_sync_time: the last completed sync the backend reports (primary side only for csi-addons/unified).
+        message: a human-readable one-liner.
+        volumes: per-volume (or per-object) detail.
+        generations: the generation of every observed object, by object reference.
+    """
+
+    cluster: str
+    backend: Backend
+    role: Role
+    current: bool
+    completed: bool
+    healthy: bool
+    replicating: bool
+    syncing: bool
+    failure: str | None = None
+    failure_permanent: bool = False
+    last_sync_time: datetime | None = None
+    message: str = ""
+    volumes: tuple[VolumeState, ...] = ()
+    generations: dict[str, int] = Field(default_factory=dict)
+
+
+class WriteResult(_Frozen):
+    """What a desired-state call did.
+
+    Attributes:
+        cluster: where it wrote.
+        changed: false when every object already had the desired spec (nothing was written).
+        generations: the generation of each object after the call (wait for ``observedGeneration`` to reach it).
+    """
+
+    cluster: str
+    changed: bool
+    generations: dict[str, int] = Field(default_factory=dict)
+
+
+class SyncPoint(_Frozen):
+    """A point in the data stream the target must reach before it may be promoted (Trident's snapshot handles).
+
+    Attributes:
+        snapshot_handles: ``promotedSnapshotHandle`` per PVC name.
+    """
+
+    snapshot_handles: dict[str, str] = Field(default_factory=dict)
+
+
+class PeerInfo(_Frozen):
+    """What one side needs to know about the other to follow it (Trident's ``localVolumeHandle`` per PVC)."""
+
+    volume_handles: dict[str, str] = Field(default_factory=dict)
+
+
+class ReplicationAdapter(abc.ABC):
+    """A group's replication on one cluster.
+
+    Args:
+        api: the cluster's API.
+        target: the group's replication objects on that cluster.
+    """
+
+    backend: ClassVar[Backend]
+
+    def __init__(self, api: ClusterApi, target: ReplicationTarget) -> None:
+        self.api = api
+        self.target = target
+
+    @property
+    def cluster(self) -> str:
+        """The cluster this adapter acts on."""
+        return self.api.cluster
+
+    @abc.abstractmethod
+    def observe(self) -> ReplicationStatus:
+        """Read the group's replication objects and normalise their status."""
+
+    @abc.abstractmethod
+    def demote(self) -> WriteResult:
+        """Ask this side to become Secondary after shipping its last writes (planned: never a forced resync)."""
+
+    @abc.abstractmethod
+    def promote(self, *, force: bool, sync_point: SyncPoint | None = None) -> WriteResult:
+        """Ask this side to become Primary; ``force`` for an unplanned failover, ``sync_point`` where needed."""
+
+    @abc.abstractmethod
+    def reprotect(self, *, resync: bool, peer: PeerInfo | None = None) -> WriteResult:
+        """Make this side follow the peer as Secondary; ``resync`` discards this side's divergent writes."""
+
+    def ensure_fields(
+        self, resource: Resource, name: str, desired: JsonObject, namespace: str | None = None
+    ) -> tuple[bool, JsonObject]:
+        """Merge-patch ``desired`` into an object unless it already holds those values (then nothing is written).
+
+        Returns:
+            Whether a write happened, and the object as it is now.
+        """
+        current = self.api.get(resource, name, namespace)
+        if contains(current, desired):
+            return False, current
+        return True, self.api.patch(resource, name, desired, namespace)
+
+    def prepare_sync_point(self) -> SyncPoint | None:
+        """On the source, before the target's promotion: create what the target must reach (Trident snapshots)."""
+        return None
+
+    def peer_info(self) -> PeerInfo:
+        """What the peer needs to follow this side (Trident volume handles)."""
+        return PeerInfo()
+
+    # Predicates over an observation. Each is false while the status is stale (``current`` false).
+
+    @staticmethod
+    def promoted(status: ReplicationStatus) -> bool:
+        """Whether this side is Primary and its promotion completed."""
+        return status.current and status.role is Role.PRIMARY and status.completed
+
+    @staticmethod
+    def final_sync_complete(status: ReplicationStatus) -> bool:
+        """Whether this side is Secondary, demoted, and the peer holds every write (no sync running)."""
+        return (
+            status.current
+            and status.role is Role.SECONDARY
+            and status.completed
+            and status.healthy
+            and not status.syncing
+            and status.failure is None
+        )
+
+    @staticmethod
+    def resync_complete(status: ReplicationStatus) -> bool:
+        """Whether this side follows the peer again and has caught up."""
+        return ReplicationAdapter.final_sync_complete(status)
+
+
+def contains(document: object, subset: object) -> bool:
+    """Whether ``document`` holds every value of ``subset`` (a merge-patch body; ``None`` means absent)."""
+    if isinstance(subset, dict):
+        if not isinstance(document, dict):
+            return False
+        return all(
+            (key not in document or document[key] is None) if value is None else contains(document.get(key), value)
+            for key, value in subset.items()
+        )
+    return document == subset
