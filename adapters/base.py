@@ -136,7 +136,7 @@ class SyncPoint(_Frozen):
 
 
 class PeerInfo(_Frozen):
-    """What one side needs to know about the other to follow it (Trident's ``localVolumeHandle`` per PVC)."""
+    """What the other side needs to follow this one (Trident's ``localVolumeHandle`` per PVC name)."""
 
     volume_handles: dict[str, str] = Field(default_factory=dict)
 
@@ -165,16 +165,35 @@ class ReplicationAdapter(abc.ABC):
         """Read the group's replication objects and normalise their status."""
 
     @abc.abstractmethod
-    def demote(self) -> WriteResult:
-        """Ask this side to become Secondary after shipping its last writes (planned: never a forced resync)."""
+    def demote(self, *, peer: ReplicationAdapter | None = None) -> WriteResult:
+        """Ask this side (the current Primary) to become Secondary after shipping its last writes.
+
+        Planned operations only: never a forced resync. ``peer`` is the other side, for backends whose planned
+        handover is one action covering both sides (Dell ``FAILOVER_REMOTE``).
+        """
 
     @abc.abstractmethod
-    def promote(self, *, force: bool, sync_point: SyncPoint | None = None) -> WriteResult:
-        """Ask this side to become Primary; ``force`` for an unplanned failover, ``sync_point`` where needed."""
+    def promote(
+        self, *, force: bool, sync_point: SyncPoint | None = None, peer: ReplicationAdapter | None = None
+    ) -> WriteResult:
+        """Ask this side to become Primary.
+
+        Args:
+            force: unplanned failover: the peer is lost (Dell ``UNPLANNED_FAILOVER_LOCAL``, Trident promote without
+                snapshot). The caller has decided that split-brain is impossible or fenced.
+            sync_point: what the source prepared with :meth:`prepare_sync_point` (Trident snapshot handles).
+            peer: the other side, for backends whose planned promotion is an action there.
+        """
 
     @abc.abstractmethod
-    def reprotect(self, *, resync: bool, peer: PeerInfo | None = None) -> WriteResult:
-        """Make this side follow the peer as Secondary; ``resync`` discards this side's divergent writes."""
+    def reprotect(self, *, resync: bool, peer: ReplicationAdapter) -> WriteResult:
+        """Make this side follow ``peer`` (the Primary) as Secondary.
+
+        Args:
+            resync: discard this side's divergent writes and copy from the peer (only after an unplanned
+                failover, when the old primary returns: never after a planned one).
+            peer: the Primary this side will follow (Trident reads its volume handles; Dell acts on its RG).
+        """
 
     def ensure_fields(
         self, resource: Resource, name: str, desired: JsonObject, namespace: str | None = None
