@@ -217,11 +217,11 @@ class LabCluster:
             log_file=self.log_file(component),
         )
 
-    def stop_component(self, component: str) -> None:
-        """Stop one component (no-op when it is not running)."""
+    def stop_component(self, component: str, *, graceful: bool = True) -> None:
+        """Stop one component (no-op when it is not running); not ``graceful`` means SIGKILL at once."""
         pid = self.state.pids.pop(component, 0)
         if pid:
-            stop_process(pid)
+            stop_process(pid, graceful=graceful)
 
     def start(self) -> None:
         """Start every component in dependency order and create the node."""
@@ -240,12 +240,19 @@ class LabCluster:
         shutil.rmtree(self.etcd_data_dir, ignore_errors=True)
 
     def stop_apiserver(self) -> None:
-        """Make the cluster unreachable, as a site outage would (etcd keeps the state)."""
-        self.stop_component("kube-apiserver")
+        """Make the cluster unreachable at once, as a site outage would (SIGKILL; etcd keeps the state)."""
+        self.stop_component("kube-apiserver", graceful=False)
 
     def start_apiserver(self) -> None:
-        """Bring a stopped apiserver back."""
+        """Bring a stopped apiserver back, and restart the components that talk to it.
+
+        The controller manager, scheduler and kwok would reconnect on their own, but client-go's watch backoff
+        makes them lag for up to a minute after an outage; a restarted site restarts them too.
+        """
         self.start_component("kube-apiserver")
+        for component in ("kube-controller-manager", "kube-scheduler", "kwok"):
+            self.stop_component(component)
+            self.start_component(component)
 
     def running_components(self) -> dict[str, bool]:
         """Which components have a live process."""

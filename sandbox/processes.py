@@ -81,11 +81,15 @@ def is_running(pid: int) -> bool:
     return True
 
 
-def stop_process(pid: int, timeout: float = 10.0) -> None:
-    """Stop the process group led by ``pid``: SIGTERM, then SIGKILL after ``timeout`` seconds."""
+def stop_process(pid: int, timeout: float = 10.0, *, graceful: bool = True) -> None:
+    """Stop the process group led by ``pid``: SIGTERM, then SIGKILL after ``timeout`` seconds.
+
+    With ``graceful`` false it is SIGKILL at once, as a crash or power loss would be.
+    """
     if not is_running(pid):
         return
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+    steps = ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)) if graceful else ((signal.SIGKILL, 5.0),)
+    for sig, wait in steps:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, sig)
         deadline = time.monotonic() + wait
