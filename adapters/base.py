@@ -11,11 +11,12 @@ from __future__ import annotations
 import abc
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from clusters.api import ClusterApi, JsonObject, Resource
+if TYPE_CHECKING:  # the models here cross the Temporal boundary: keep this module free of I/O imports
+    from clusters.api import ClusterApi, JsonObject, Resource
 
 
 class Backend(StrEnum):

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from adapters.base import Backend
-from orchestrate.config import ConfigError, UnknownGroupError, load_config, parse_duration
+from orchestrate.config import ConfigError, UnknownGroupError, load_config
+from workflows.groups import parse_duration
 
 VALID = """\
 temporal:

@@ -1,0 +1,266 @@
+"""Models that cross the Temporal boundary: workflow inputs, activity inputs and results, progress and outcomes.
+
+All are frozen pydantic models with ``extra="forbid"`` (the client, worker and replayer use
+``pydantic_data_converter``). They carry small summaries (names, states, timestamps), never Kubernetes objects.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from adapters.base import ReplicationStatus, SyncPoint
+from workflows.groups import GroupConfig
+
+
+class Frozen(BaseModel):
+    """Base of every boundary model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Operation(StrEnum):
+    """What a workflow does (the ``FailoverOperation`` search attribute)."""
+
+    PLANNED = "planned"
+    UNPLANNED = "unplanned"
+    FAILBACK = "failback"
+    SITE = "site"
+
+
+class Phase(StrEnum):
+    """Where an operation is (Ramen-like names operators recognise; the ``FailoverPhase`` search attribute)."""
+
+    PREFLIGHT = "Preflight"
+    WAITING_FOR_APPROVAL = "WaitingForApproval"
+    PRE_HOOKS = "PreHooks"
+    QUIESCING = "Quiescing"
+    DEMOTING = "Demoting"
+    WAITING_FOR_FINAL_SYNC = "WaitingForFinalSync"
+    PROMOTING = "Promoting"
+    STARTING = "StartingApplication"
+    POST_HOOKS = "PostHooks"
+    REPROTECTING = "Reprotecting"
+    FENCING_ON_RETURN = "FencingOnReturn"
+    COMPENSATING = "Compensating"
+    RELOCATED = "Relocated"
+    FAILED_OVER = "FailedOver"
+    DRY_RUN = "DryRunComplete"
+    REFUSED = "Refused"
+    FAILED_COMPENSATED = "FailedCompensated"
+    NEEDS_ATTENTION = "NeedsAttention"
+    ABORTED = "Aborted"
+
+
+class Verdict(StrEnum):
+    """The result of one preflight check."""
+
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+class Finding(Frozen):
+    """One preflight check: what was checked, what was observed, the verdict, and what would make it pass."""
+
+    check: str
+    observed: str
+    verdict: Verdict
+    remedy: str | None = None
+
+
+class FailoverRequest(Frozen):
+    """The input of a group failover workflow.
+
+    Attributes:
+        group: the group's configuration as it was when the operation started (the workflow never rereads it).
+        operation: planned, unplanned or failback.
+        target: the cluster that becomes primary; ``None`` means "the group's other cluster".
+        force: proceed despite lag above RPO (planned) or a reachable source (unplanned).
+        dry_run: stop after preflight and report the plan.
+        approval_required: wait for ``approve`` before changing anything.
+        triggered_by: who started it (``cli:<user>``, ``alertmanager:<alert>``).
+        fence_poll_initial: first wait between fence-on-return probes (doubles up to ``fence_poll_max``).
+        fence_poll_max: longest wait between fence-on-return probes.
+    """
+
+    group: GroupConfig
+    operation: Operation
+    target: str | None = None
+    force: bool = False
+    dry_run: bool = False
+    approval_required: bool = False
+    triggered_by: str = "cli"
+    fence_poll_initial: timedelta = timedelta(seconds=5)
+    fence_poll_max: timedelta = timedelta(minutes=10)
+
+
+class StepRecord(Frozen):
+    """One step of an operation as the progress query reports it."""
+
+    name: str
+    cluster: str | None = None
+    started: datetime | None = None
+    ended: datetime | None = None
+    attempts: int = 0
+    outcome: str = "pending"
+    detail: str = ""
+    last_error: str | None = None
+
+    @property
+    def duration(self) -> timedelta | None:
+        """How long the step took (or has taken so far)."""
+        if self.started is None or self.ended is None:
+            return None
+        return self.ended - self.started
+
+
+class Progress(Frozen):
+    """The answer of the ``progress`` query: everything ``orchestrate status`` and the CLI's live view show."""
+
+    group: str
+    operation: Operation
+    source: str | None
+    target: str | None
+    phase: Phase
+    message: str
+    steps: tuple[StepRecord, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    lag_seconds: float | None = None
+    rpo_seconds: float
+    data_loss_window_seconds: float | None = None
+    approval_pending: bool = False
+    approved_by: str | None = None
+    aborted_by: str | None = None
+    compensated: tuple[str, ...] = ()
+
+
+class Outcome(StrEnum):
+    """How an operation ended (mapped to the CLI's exit codes)."""
+
+    SUCCEEDED = "succeeded"
+    DRY_RUN = "dry-run"
+    REFUSED = "refused"
+    FAILED_COMPENSATED = "failed-compensated"
+    NEEDS_ATTENTION = "needs-attention"
+
+
+class FailoverResult(Frozen):
+    """The workflow's result."""
+
+    outcome: Outcome
+    message: str
+    progress: Progress
+
+
+# --- activity inputs and results ------------------------------------------------------------------------------
+
+
+class GroupOnCluster(Frozen):
+    """An activity's subject: a group on one cluster."""
+
+    group: GroupConfig
+    cluster: str
+
+
+class PairInput(Frozen):
+    """An activity that needs both sides: ``cluster`` acts, ``peer`` is the other side."""
+
+    group: GroupConfig
+    cluster: str
+    peer: str
+
+
+class WaitInput(Frozen):
+    """A heartbeating wait on one side with its own deadline."""
+
+    group: GroupConfig
+    cluster: str
+    timeout: timedelta
+
+
+class PromoteInput(Frozen):
+    """Promote ``cluster``: forced for an unplanned failover; ``sync_point`` from the source when planned."""
+
+    group: GroupConfig
+    cluster: str
+    peer: str
+    force: bool
+    sync_point: SyncPoint | None = None
+
+
+class ReprotectInput(Frozen):
+    """Make ``cluster`` follow ``peer``; ``resync`` only when the old primary returns after an unplanned failover."""
+
+    group: GroupConfig
+    cluster: str
+    peer: str
+    resync: bool
+
+
+class ScaleInput(Frozen):
+    """Scale the group's workloads on ``cluster``; ``replicas`` by workload name (absent: the configured count)."""
+
+    group: GroupConfig
+    cluster: str
+    replicas: dict[str, int] = Field(default_factory=dict)
+
+
+class PreflightInput(Frozen):
+    """Preflight of an operation moving ``group`` from ``source`` to ``target``."""
+
+    group: GroupConfig
+    operation: Operation
+    source: str
+    target: str
+    force: bool
+
+
+class PreflightReport(Frozen):
+    """Structured findings and the observations they came from."""
+
+    findings: tuple[Finding, ...]
+    source_status: ReplicationStatus | None
+    target_status: ReplicationStatus | None
+    lag_seconds: float | None
+    source_reachable: bool
+
+    @property
+    def refused(self) -> bool:
+        """Whether any check failed."""
+        return any(f.verdict is Verdict.FAIL for f in self.findings)
+
+
+class RolesInput(Frozen):
+    """Which side is primary now (read from the clusters, never from config)."""
+
+    group: GroupConfig
+
+
+class RolesReport(Frozen):
+    """The observed role of each reachable side."""
+
+    statuses: dict[str, ReplicationStatus]
+    unreachable: tuple[str, ...] = ()
+
+    def primaries(self) -> list[str]:
+        """Clusters reporting Primary."""
+        return sorted(c for c, s in self.statuses.items() if s.role.value == "Primary")
+
+
+class WorkloadsSnapshot(Frozen):
+    """Replicas of each workload before it was stopped (to restore them on compensation)."""
+
+    replicas: dict[str, int]
+
+
+class HookInput(Frozen):
+    """One HTTP hook call."""
+
+    group: GroupConfig
+    hook_name: str
+    stage: str
+    source: str
+    target: str
