@@ -1,0 +1,449 @@
+"""Dell CSM replication (PowerStore): a group is one cluster-scoped DellCSIReplicationGroup (RG) on each cluster.
+
+Facts: ``shared/reference/backends.md`` section 4; field names: ``deploy/crds/replication.storage.dell.com.yaml``.
+
+Every role change is an *action*: the adapter sets ``spec.action``, Dell's replication controller runs it against
+the array (``status.state`` ``<ACTION>_IN_PROGRESS``), then resets ``spec.action`` to ``""`` and records the result
+in ``status.lastAction`` (``Action <ACTION> succeeded`` with state ``Ready``, or ``Action <ACTION> failed with
+error ...`` with state ``Error`` once it gives up; while it retries, ``lastAction.errorMessage``/``firstFailure``
+are set and the state stays in progress).
+
+How the operations map to writes:
+
+- **Planned failover.** :meth:`PowerStoreAdapter.demote` on the source sets ``FAILOVER_REMOTE`` on the source's RG:
+  the array ships the last writes and makes the peer the source. ``promote(force=False, peer=source)`` on the
+  target writes nothing when the target already reports ``isSource``, and otherwise is the source's ``demote()``
+  (the same action, itself a no-op once it ran). The same call on the old source undoes a planned failover.
+- **Unplanned failover.** ``promote(force=True)`` sets ``UNPLANNED_FAILOVER_LOCAL`` on this (the target's) RG.
+- **Reprotect / fence on return.** ``reprotect(peer=new primary)`` sets ``REPROTECT_LOCAL`` on the *peer's* RG
+  (:meth:`PowerStoreAdapter.protect_peer` there): the new primary re-protects and this side resyncs from it. The
+  same call undoes a planned failover whose target never ran the application (``target.reprotect(peer=source)``:
+  the original source becomes the source again and resyncs the target).
+  PowerStore has one re-protect action and the array copies what differs, so ``resync`` does not change the write.
+
+Rules for every action request (so that a repeated call writes nothing and nothing races Dell's controller):
+
+1. the same action already in ``spec.action``: nothing is written, the controller is on it;
+2. another action in ``spec.action``, or a status still ``<ACTION>_IN_PROGRESS``: :class:`ConflictError` /
+   :class:`NotReadyError` (both retryable), never a write, because Dell rejects a new action while one runs;
+3. the status already shows the result (demote: ``isSource`` false; forced promote: ``isSource`` true; reprotect:
+   the peer is source and its link ``SYNCHRONIZED``/``SYNC_IN_PROGRESS``): nothing is written;
+4. otherwise one merge patch, guarded by the read ``resourceVersion``, sets ``spec.action`` together with two
+   annotations: the requested action and a *baseline*, a digest of ``status.lastAction`` and ``conditions`` as
+   they were before the request.
+
+Currency (an RG status has no ``observedGeneration``): the status speaks for the latest request when no request
+is waiting for the controller (``spec.action`` set but no ``<ACTION>_IN_PROGRESS``), no result is waiting to be
+recorded (``spec.action`` reset but the state still in progress) and the state is initialised. Dell's own repctl
+waits for ``lastSuccessfulUpdate`` to change and never checks the result; here a request counts as done only when
+the RG is ``Ready`` and its action history changed since the baseline, i.e. the controller recorded an outcome
+after the request (it clears ``lastAction`` when it starts an action and writes ``Action <A> succeeded`` when it
+ends). An RG back to ``Ready`` with ``spec.action`` empty and the history unchanged had the request reset without
+running (an unsupported action, or someone cleared it): a permanent failure, where repctl would time out.
+
+Normalisation into :class:`~adapters.base.ReplicationStatus`:
+
+- role: ``replicationLinkState.isSource`` true -> Primary, false -> Secondary (the last known role, also while
+  an action runs); Unknown when not reported or the status is not current.
+- completed: current, state ``Ready``, ``spec.action`` empty, the last request not reset without running.
+- failure: state ``Error`` (``lastAction.condition``), ``Invalid``, ``Deleting`` or a reset request: permanent;
+  an action in progress with ``lastAction.errorMessage`` set: the controller retries (not permanent).
+- healthy: link state not ``SUSPENDED``/``INVALID``/``UNKNOWN``/``EMPTY``/unreported, state not ``Error``/``Invalid``.
+- replicating: link ``SYNCHRONIZED``; syncing: link ``SYNC_IN_PROGRESS``.
+- last_sync_time: ``lastSuccessfulUpdate`` while the link is ``SYNCHRONIZED`` (the sides were in sync when the
+  controller last checked); ``None`` otherwise, because then that time is only when the link was last *looked
+  at* and would understate the lag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from adapters.base import (
+    Backend,
+    ReplicationAdapter,
+    ReplicationStatus,
+    Role,
+    SyncPoint,
+    VolumeState,
+    WriteResult,
+)
+from adapters.documents import (
+    ANNOTATION_PREFIX,
+    field,
+    flag,
+    follows_peer,
+    generation,
+    guarded_patch,
+    mapping,
+    objects,
+    require_peer,
+    text,
+    timestamp,
+)
+from clusters.api import JsonObject, Resource
+from clusters.errors import ConflictError, InvalidSpecError, NotReadyError, PreconditionFailedError
+
+REPLICATION_GROUPS = Resource(
+    "replication.storage.dell.com", "v1", "dellcsireplicationgroups", "DellCSIReplicationGroup", namespaced=False
+)
+
+
+class Action(StrEnum):
+    """The PowerStore actions the adapter requests."""
+
+    FAILOVER_REMOTE = "FAILOVER_REMOTE"
+    UNPLANNED_FAILOVER_LOCAL = "UNPLANNED_FAILOVER_LOCAL"
+    REPROTECT_LOCAL = "REPROTECT_LOCAL"
+
+
+READY = "Ready"
+ERROR = "Error"
+INVALID = "Invalid"
+DELETING = "Deleting"
+IN_PROGRESS_SUFFIX = "_IN_PROGRESS"
+
+SYNCHRONIZED = "SYNCHRONIZED"
+SYNC_IN_PROGRESS = "SYNC_IN_PROGRESS"
+FLOWING_LINK_STATES = frozenset({SYNCHRONIZED, SYNC_IN_PROGRESS})
+UNHEALTHY_LINK_STATES = frozenset({"SUSPENDED", "INVALID", "UNKNOWN", "EMPTY", ""})
+"""``EMPTY`` (a protection group without volumes) and an unreported link are not healthy either."""
+
+REQUESTED_ACTION_ANNOTATION = f"{ANNOTATION_PREFIX}requested-action"
+ACTION_BASELINE_ANNOTATION = f"{ANNOTATION_PREFIX}action-baseline"
+REQUESTED_AT_ANNOTATION = f"{ANNOTATION_PREFIX}requested-at"
+
+
+def succeeded(action: str) -> str:
+    """The ``lastAction.condition`` Dell writes when ``action`` succeeded."""
+    return f"Action {action} succeeded"
+
+
+def action_history_digest(document: JsonObject) -> str:
+    """A digest of the RG's ``status.lastAction`` and ``status.conditions`` (the baseline of a request).
+
+    The controller rewrites ``lastAction`` when it starts an action, while it retries and when it ends, and
+    appends to ``conditions`` at the end, so any outcome recorded after a request changes the digest. Comparing
+    digests needs no clock shared between the orchestrator and the controller.
+    """
+    history = {
+        "lastAction": mapping(document, "status", "lastAction"),
+        "conditions": objects(document, "status", "conditions"),
+    }
+    return hashlib.sha256(json.dumps(history, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What an RG says about its latest action.
+
+    Attributes:
+        current: the status speaks for the latest request.
+        completed: the latest action ended successfully and none is pending.
+        failure: the backend's report of a failed attempt, or ``None``.
+        permanent: the controller has given up (otherwise it retries).
+        note: what is going on, for the message.
+    """
+
+    current: bool
+    completed: bool = False
+    failure: str | None = None
+    permanent: bool = False
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Group:
+    """One DellCSIReplicationGroup as read from the cluster."""
+
+    document: JsonObject
+
+    @property
+    def name(self) -> str:
+        """The RG's name."""
+        return text(self.document, "metadata", "name")
+
+    @property
+    def ref(self) -> str:
+        """``DellCSIReplicationGroup <name>``."""
+        return REPLICATION_GROUPS.ref(self.name)
+
+    @property
+    def generation(self) -> int:
+        """``metadata.generation``."""
+        return generation(self.document)
+
+    @property
+    def action(self) -> str:
+        """``spec.action``, upper-cased as the controller compares it (``""`` when idle)."""
+        return text(self.document, "spec", "action").strip().upper()
+
+    @property
+    def state(self) -> str:
+        """``status.state``."""
+        return text(self.document, "status", "state")
+
+    @property
+    def running(self) -> str:
+        """The action the state says is in progress (``FAILOVER_REMOTE_IN_PROGRESS`` -> ``FAILOVER_REMOTE``)."""
+        return self.state.removesuffix(IN_PROGRESS_SUFFIX) if self.state.endswith(IN_PROGRESS_SUFFIX) else ""
+
+    @property
+    def link_state(self) -> str:
+        """``replicationLinkState.state`` (``""`` when not reported)."""
+        return text(self.document, "status", "replicationLinkState", "state")
+
+    @property
+    def is_source(self) -> bool | None:
+        """``replicationLinkState.isSource``, ``None`` when not reported."""
+        return flag(self.document, "status", "replicationLinkState", "isSource")
+
+    @property
+    def last_action(self) -> JsonObject:
+        """``status.lastAction``."""
+        return mapping(self.document, "status", "lastAction")
+
+    @property
+    def requested(self) -> str:
+        """The action this orchestrator last requested on the RG (annotation), ``""`` if none."""
+        return text(self.document, "metadata", "annotations", REQUESTED_ACTION_ANNOTATION)
+
+    @property
+    def baseline(self) -> str:
+        """The action-history digest at the time of that request."""
+        return text(self.document, "metadata", "annotations", ACTION_BASELINE_ANNOTATION)
+
+    def progress(self) -> Progress:
+        """Judge the latest action from spec, state, ``lastAction`` and the request annotations (module docstring)."""
+        state, action, running = self.state, self.action, self.running
+        error = text(self.last_action, "errorMessage")
+        if not state:
+            return Progress(current=False, note="not initialised by the replication controller yet")
+        if state == DELETING:
+            return Progress(current=True, failure="the RG is being deleted", permanent=True)
+        if state == INVALID:
+            reason = error or "the controller rejected its spec (is protectionGroupId set?)"
+            return Progress(current=True, failure=f"the RG is Invalid: {reason}", permanent=True)
+        if action:
+            if running == action:
+                if error:
+                    since = text(self.last_action, "firstFailure") or "?"
+                    failure = f"{action} failed, the controller retries (first failure {since}): {error}"
+                    return Progress(current=True, failure=failure)
+                return Progress(current=True)
+            if running:
+                note = f"{running} in progress; {action} requested meanwhile waits (Dell rejects it while one runs)"
+                return Progress(current=True, note=note)
+            return Progress(
+                current=False, note=f"{action} requested; the controller has not started it (state {state})"
+            )
+        if running:
+            return Progress(current=False, note=f"{running} ended; waiting for the controller to record the result")
+        if self.requested and self.baseline == action_history_digest(self.document):
+            failure = (
+                f"{self.requested} was reset without running: the driver does not support it, or someone cleared "
+                "spec.action (see the RG's Warning events)"
+            )
+            return Progress(current=True, failure=failure, permanent=True)
+        condition = text(self.last_action, "condition")
+        if state == ERROR:
+            return Progress(current=True, failure=condition or error or "state Error", permanent=True)
+        if state == READY:
+            return Progress(current=True, completed=True, note=condition)
+        return Progress(current=False, note=f"unknown state {state}")
+
+    def role(self) -> Role:
+        """The role ``isSource`` stands for."""
+        if self.is_source is None:
+            return Role.UNKNOWN
+        return Role.PRIMARY if self.is_source else Role.SECONDARY
+
+
+def summarise(cluster: str, group: Group) -> ReplicationStatus:
+    """Normalise an RG into one :class:`ReplicationStatus` (the rules are in the module docstring).
+
+    Args:
+        cluster: where it was read.
+        group: the RG.
+    """
+    progress = group.progress()
+    link = group.link_state
+    healthy = link not in UNHEALTHY_LINK_STATES and group.state not in (ERROR, INVALID)
+    side = {Role.PRIMARY: "source", Role.SECONDARY: "target", Role.UNKNOWN: "side unknown"}[group.role()]
+    parts = [group.state or "no state", side, f"link {link or 'not reported'}"]
+    parts += [detail for detail in (progress.failure, progress.note) if detail]
+    return ReplicationStatus(
+        cluster=cluster,
+        backend=Backend.POWERSTORE,
+        role=group.role() if progress.current else Role.UNKNOWN,
+        current=progress.current,
+        completed=progress.current and progress.completed,
+        healthy=healthy,
+        replicating=link == SYNCHRONIZED,
+        syncing=link == SYNC_IN_PROGRESS,
+        failure=progress.failure,
+        failure_permanent=progress.failure is not None and progress.permanent,
+        last_sync_time=(
+            timestamp(field(group.document, "status", "replicationLinkState", "lastSuccessfulUpdate"))
+            if link == SYNCHRONIZED
+            else None
+        ),
+        message="; ".join(parts),
+        volumes=(
+            VolumeState(
+                name=group.name,
+                role=group.role(),
+                state=group.state,
+                message=f"link {link or 'not reported'}",
+                healthy=healthy,
+            ),
+        ),
+        generations={group.ref: group.generation},
+    )
+
+
+class PowerStoreAdapter(ReplicationAdapter):
+    """A group's DellCSIReplicationGroup on one cluster (see the module docstring for the rules)."""
+
+    backend = Backend.POWERSTORE
+
+    def _read(self) -> Group:
+        if not self.target.name:
+            raise InvalidSpecError(
+                "a PowerStore group needs the name of its DellCSIReplicationGroup (target.name)", cluster=self.cluster
+            )
+        return Group(self.api.get(REPLICATION_GROUPS, self.target.name))
+
+    def observe(self) -> ReplicationStatus:
+        """Read the RG and normalise its status."""
+        return summarise(self.cluster, self._read())
+
+    @staticmethod
+    def resync_complete(status: ReplicationStatus) -> bool:
+        """Whether this side is a settled target whose link is ``SYNCHRONIZED`` again.
+
+        After ``FAILOVER_REMOTE`` the old source is already a settled Secondary before any re-protection, so the
+        generic predicate would hold at once; only a synchronized link proves the peer's ``REPROTECT_LOCAL`` worked.
+        """
+        return follows_peer(status)
+
+    def demote(self, *, peer: ReplicationAdapter | None = None) -> WriteResult:
+        """Request ``FAILOVER_REMOTE`` on this (the source's) RG; nothing once this side is no longer the source.
+
+        The array ships the last writes before the peer becomes the source, so :meth:`final_sync_complete` on
+        this side (Secondary, ``Ready``, the request recorded as succeeded) is the final sync. ``peer`` is not
+        needed: the one action covers both sides.
+        """
+        return self._request(Action.FAILOVER_REMOTE, done=lambda group: group.is_source is False)
+
+    def promote(
+        self, *, force: bool, sync_point: SyncPoint | None = None, peer: ReplicationAdapter | None = None
+    ) -> WriteResult:
+        """Make this side the source.
+
+        Forced (unplanned): ``UNPLANNED_FAILOVER_LOCAL`` on this RG, nothing once it reports ``isSource``. Planned:
+        nothing when this side already is the source (the peer's ``FAILOVER_REMOTE`` did it), otherwise
+        ``peer.demote()``, i.e. ``FAILOVER_REMOTE`` on the peer's RG. ``sync_point`` is not used.
+
+        Raises:
+            PreconditionFailedError: planned, this side is not the source yet and no PowerStore ``peer`` is given.
+            ConflictError: planned, and an action is pending on this RG.
+        """
+        if force:
+            return self._request(Action.UNPLANNED_FAILOVER_LOCAL, done=lambda group: group.is_source is True)
+        group = self._read()
+        self._refuse_while_busy(group, "a planned promotion")
+        if group.is_source is True:
+            return WriteResult(cluster=self.cluster, changed=False, generations={group.ref: group.generation})
+        peer = require_peer(
+            peer,
+            Backend.POWERSTORE,
+            cluster=self.cluster,
+            purpose="a planned PowerStore promotion (FAILOVER_REMOTE on the source's RG)",
+        )
+        return peer.demote()
+
+    def reprotect(self, *, resync: bool, peer: ReplicationAdapter) -> WriteResult:
+        """Make this side follow ``peer``: ``REPROTECT_LOCAL`` on the peer's RG (:meth:`protect_peer` there).
+
+        ``resync`` does not change the write (module docstring). The returned result is the peer's cluster's. As
+        the compensation of a planned failover (``target.reprotect(peer=source)`` after ``FAILOVER_REMOTE``) this
+        makes the original source the source again and resyncs the target from it.
+
+        Raises:
+            PreconditionFailedError: the peer is not a PowerStore adapter.
+        """
+        peer = require_peer(peer, Backend.POWERSTORE, cluster=self.cluster, purpose="re-protecting a PowerStore group")
+        if not isinstance(peer, PowerStoreAdapter):
+            raise PreconditionFailedError(
+                f"re-protecting a PowerStore group needs a PowerStoreAdapter peer, got {type(peer).__name__}",
+                cluster=self.cluster,
+            )
+        return peer.protect_peer()
+
+    def protect_peer(self) -> WriteResult:
+        """Request ``REPROTECT_LOCAL`` on this RG: this side is (or becomes again) the source and resyncs its peer.
+
+        Nothing is written once this side is the source and its link carries data again. When this side is not the
+        source (undoing a planned failover whose target never ran the application), the array makes it the source
+        again and overwrites the peer: the caller of :meth:`reprotect` declares that this side holds the data.
+        """
+        return self._request(
+            Action.REPROTECT_LOCAL,
+            done=lambda group: group.is_source is True and group.link_state in FLOWING_LINK_STATES,
+        )
+
+    def _refuse_while_busy(self, group: Group, wanted: str) -> None:
+        """Raise when an action is pending or still ending on the RG (Dell rejects a new one meanwhile)."""
+        if group.action:
+            raise ConflictError(
+                f"cannot start {wanted}: {group.action} is requested on this RG and Dell rejects a new action while "
+                "one runs; retry once it has finished",
+                cluster=self.cluster,
+                object_ref=group.ref,
+                condition=group.state or None,
+            )
+        if group.running:
+            raise NotReadyError(
+                f"cannot start {wanted}: {group.running} is ending; retry once the RG is Ready",
+                cluster=self.cluster,
+                object_ref=group.ref,
+                condition=group.state,
+            )
+
+    def _request(self, action: Action, *, done: Callable[[Group], bool]) -> WriteResult:
+        """Set ``spec.action`` on this RG unless it is pending or its result already shows (module docstring)."""
+        group = self._read()
+        unchanged = WriteResult(cluster=self.cluster, changed=False, generations={group.ref: group.generation})
+        if group.action == action:
+            return unchanged
+        self._refuse_while_busy(group, action)
+        if group.state == DELETING or group.state == INVALID:
+            raise PreconditionFailedError(
+                f"cannot request {action}: the RG is {group.state}",
+                cluster=self.cluster,
+                object_ref=group.ref,
+                condition=group.state,
+            )
+        if not group.state or group.is_source is None:
+            raise NotReadyError(
+                f"cannot request {action}: the RG is not initialised yet (state {group.state or 'empty'}, "
+                f"isSource {'not reported' if group.is_source is None else group.is_source})",
+                cluster=self.cluster,
+                object_ref=group.ref,
+            )
+        if done(group):
+            return unchanged
+        annotations = {
+            REQUESTED_ACTION_ANNOTATION: str(action),
+            ACTION_BASELINE_ANNOTATION: action_history_digest(group.document),
+            REQUESTED_AT_ANNOTATION: datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        body = {"metadata": {"annotations": annotations}, "spec": {"action": str(action)}}
+        document = guarded_patch(self.api, REPLICATION_GROUPS, group.document, body)
+        return WriteResult(cluster=self.cluster, changed=True, generations={group.ref: generation(document)})

@@ -1,0 +1,641 @@
+"""NetApp Trident: a group is one TridentMirrorRelationship (TMR) per PVC; this adapter drives and reads them as one.
+
+Facts: ``shared/reference/backends.md`` section 3; field names: ``deploy/crds/trident.netapp.io.yaml``.
+
+How the operations map to TMR writes (every write is skipped when the TMRs already say it):
+
+- **Planned failover.** Trident has no demote. On the source, :meth:`TridentAdapter.prepare_sync_point` snapshots
+  every PVC (VolumeSnapshot, then a TridentSnapshotInfo for its backend handle) after the workloads stopped; on
+  the target, :meth:`TridentAdapter.promote` sets every TMR ``state: promoted`` with
+  ``volumeMappings[0].promotedSnapshotHandle``. The target stays ``promoting`` ("Waiting for snapshot <handle>")
+  until SnapMirror has carried that snapshot over, and only then breaks the mirror: the target's promotion *is*
+  the final sync. :meth:`TridentAdapter.demote` therefore writes nothing, and on the source
+  :meth:`TridentAdapter.final_sync_complete` only confirms the source is steady (see there).
+- **Unplanned failover.** ``promote(force=True)``: every target TMR ``state: promoted`` without a snapshot handle.
+- **Reprotect / fence on return.** On the old source, :meth:`TridentAdapter.reprotect` sets ``state:
+  reestablished`` with ``remoteVolumeHandle`` = the new primary's ``localVolumeHandle`` and clears
+  ``promotedSnapshotHandle`` in the same write (the CRD rejects that handle without ``promoted``). A reestablish is
+  always a SnapMirror resync that overwrites this side from the peer (after a planned failover there is nothing
+  divergent, so it only copies what changed): ``resync`` does not change the write.
+
+Normalisation of the TMRs' ``status.conditions[0]`` into :class:`~adapters.base.ReplicationStatus`:
+
+- role: ``promoted`` -> Primary, ``established``/``reestablished`` -> Secondary, anything else -> Unknown; the group
+  is Unknown unless every TMR agrees and every status is current.
+- current: every condition's ``observedGeneration`` equals its TMR's ``metadata.generation``.
+- completed: current, and every TMR reached the final state of its ``spec.state``.
+- failure: ``failed``/``invalid`` (and ``released``) with the controller's message; always permanent, Trident
+  does not retry a TMR in those states until its spec changes.
+- syncing: any TMR is ``establishing``/``reestablishing``/``promoting``; replicating: every TMR (re)established.
+- last_sync_time: a TMR has no transfer time. It comes from TridentActionMirrorUpdates (``completionTime`` of
+  succeeded ones, ``previousTransferTime`` of any) on the receiving side only, as the *oldest* of each TMR's newest
+  transfer (the group is only as recent as its laggiest volume), and is ``None`` when any TMR has none: scheduled
+  SnapMirror transfers leave no trace in Kubernetes, so ``None`` means "unknown", never "in sync".
+
+PVCs are matched across the sites by name: ``target.pvc_names`` must be the same on both clusters.
+
+Upstream quirk worth knowing: Trident rewrites a TMR's status only when its state changes, so a spec edit that
+keeps the state (made by someone else) leaves ``observedGeneration`` behind and the TMR reads as not current. The
+adapter never makes such an edit: it leaves an already promoted TMR alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from adapters.base import (
+    Backend,
+    PeerInfo,
+    ReplicationAdapter,
+    ReplicationStatus,
+    Role,
+    SyncPoint,
+    VolumeState,
+    WriteResult,
+)
+from adapters.documents import (
+    ANNOTATION_PREFIX,
+    MANAGED_BY,
+    field,
+    follows_peer,
+    generation,
+    guarded_patch,
+    integer,
+    objects,
+    require_peer,
+    text,
+    timestamp,
+)
+from clusters.api import JsonObject, Resource
+from clusters.errors import (
+    BackendFailedError,
+    InvalidSpecError,
+    NotReadyError,
+    ObjectMissingError,
+    PreconditionFailedError,
+)
+
+MIRROR_RELATIONSHIPS = Resource("trident.netapp.io", "v1", "tridentmirrorrelationships", "TridentMirrorRelationship")
+SNAPSHOT_INFOS = Resource("trident.netapp.io", "v1", "tridentsnapshotinfos", "TridentSnapshotInfo")
+MIRROR_UPDATES = Resource("trident.netapp.io", "v1", "tridentactionmirrorupdates", "TridentActionMirrorUpdate")
+VOLUME_SNAPSHOTS = Resource("snapshot.storage.k8s.io", "v1", "volumesnapshots", "VolumeSnapshot")
+
+PROMOTED = "promoted"
+ESTABLISHED = "established"
+REESTABLISHED = "reestablished"
+FOLLOWING = frozenset({ESTABLISHED, REESTABLISHED})
+"""States of a TMR whose volume receives SnapMirror transfers (a Secondary)."""
+SETTLED = FOLLOWING | {PROMOTED}
+TRANSITIONAL = {"establishing": ESTABLISHED, "reestablishing": REESTABLISHED, "promoting": PROMOTED}
+"""Each in-between state and the state it is heading for."""
+FAILURE_STATES = frozenset({"failed", "invalid", "released"})
+"""Final states Trident does not leave on its own (``released``: the mirror was let go, the TMR is deleting)."""
+
+PROMOTED_SNAPSHOT_HANDLE = "promotedSnapshotHandle"
+REMOTE_VOLUME_HANDLE = "remoteVolumeHandle"
+MIRROR_UPDATE_SUCCEEDED = "Succeeded"
+
+OPERATION_LABEL = f"{ANNOTATION_PREFIX}operation"
+"""Label on the snapshots of one planned failover (its short id), so that they can be found and cleaned up."""
+
+DEFAULT_SNAPSHOT_TIMEOUT = 600.0
+"""Seconds :meth:`TridentAdapter.prepare_sync_point` waits for snapshots and their handles by default."""
+
+_SUFFIX_LENGTH = 10
+_NAME_LIMIT = 253
+
+
+def reached(desired: str, state: str) -> bool:
+    """Whether a TMR in ``state`` has reached the final state for ``spec.state == desired``.
+
+    Trident reports ``reestablished`` for a desired ``reestablished`` and ``established`` for ``established``;
+    either following state counts for either, since both mean "this volume receives the peer's transfers".
+    """
+    if desired == PROMOTED:
+        return state == PROMOTED
+    if desired in FOLLOWING:
+        return state in FOLLOWING
+    # An empty spec.state leaves the relationship alone: whatever settled state it holds is final.
+    return state in SETTLED
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """One PVC's TridentMirrorRelationship as read from the cluster.
+
+    Attributes:
+        pvc: the PVC it mirrors (the group's name for the volume).
+        document: the TMR.
+    """
+
+    pvc: str
+    document: JsonObject
+
+    @property
+    def name(self) -> str:
+        """The TMR's name."""
+        return text(self.document, "metadata", "name")
+
+    @property
+    def ref(self) -> str:
+        """``TridentMirrorRelationship <namespace>/<name>``."""
+        return MIRROR_RELATIONSHIPS.ref(self.name, text(self.document, "metadata", "namespace"))
+
+    @property
+    def desired(self) -> str:
+        """``spec.state``."""
+        return text(self.document, "spec", "state")
+
+    @property
+    def volume_mapping(self) -> JsonObject:
+        """``spec.volumeMappings[0]`` (the CRD allows exactly one)."""
+        mappings = objects(self.document, "spec", "volumeMappings")
+        return dict(mappings[0]) if mappings else {}
+
+    @property
+    def condition(self) -> JsonObject:
+        """``status.conditions[0]`` (Trident keeps exactly one), ``{}`` before the first reconcile."""
+        conditions = objects(self.document, "status", "conditions")
+        return conditions[0] if conditions else {}
+
+    @property
+    def state(self) -> str:
+        """The actual mirror state (``""`` before the first reconcile)."""
+        return text(self.condition, "state")
+
+    @property
+    def message(self) -> str:
+        """The controller's message, e.g. ``Waiting for snapshot <handle>``."""
+        return text(self.condition, "message")
+
+    @property
+    def generation(self) -> int:
+        """``metadata.generation``."""
+        return generation(self.document)
+
+    @property
+    def observed_generation(self) -> int | None:
+        """The generation the status was written for."""
+        return integer(self.condition, "observedGeneration")
+
+    @property
+    def current(self) -> bool:
+        """Whether the status speaks for the latest spec."""
+        return self.observed_generation is not None and self.observed_generation == self.generation
+
+    @property
+    def local_volume_handle(self) -> str:
+        """``<svm>:<volume>`` of this side's volume (what the peer puts in its ``remoteVolumeHandle``)."""
+        return text(self.condition, "localVolumeHandle")
+
+    @property
+    def pinned_remote(self) -> str:
+        """The ``remoteVolumeHandle`` Trident has recorded; once set, Trident fails the TMR if the spec changes it."""
+        return text(self.condition, REMOTE_VOLUME_HANDLE)
+
+    @property
+    def role(self) -> Role:
+        """The role this volume's state stands for."""
+        if self.state == PROMOTED:
+            return Role.PRIMARY
+        if self.state in FOLLOWING:
+            return Role.SECONDARY
+        return Role.UNKNOWN
+
+    @property
+    def done(self) -> bool:
+        """Current, and at the final state of its ``spec.state``."""
+        return self.current and reached(self.desired, self.state)
+
+    def volume_state(self) -> VolumeState:
+        """The volume as one entry of :attr:`ReplicationStatus.volumes`."""
+        message = self.message
+        if not self.current:
+            observed = self.observed_generation
+            stale = (
+                f"status is for generation {observed}, spec is at {self.generation}"
+                if observed
+                else f"no status yet for generation {self.generation}"
+            )
+            message = f"{message}; {stale}" if message else stale
+        return VolumeState(
+            name=self.pvc,
+            role=self.role,
+            state=self.state,
+            message=message,
+            healthy=self.state not in FAILURE_STATES,
+        )
+
+
+def summarise(cluster: str, mirrors: list[Mirror], last_sync_time: datetime | None = None) -> ReplicationStatus:
+    """Normalise a group's TMRs into one :class:`ReplicationStatus` (the rules are in the module docstring).
+
+    Args:
+        cluster: where they were read.
+        mirrors: the group's TMRs, in PVC order.
+        last_sync_time: the group's last complete transfer, when known.
+    """
+    current = all(mirror.current for mirror in mirrors)
+    roles = {mirror.role for mirror in mirrors}
+    role = roles.pop() if current and len(roles) == 1 else Role.UNKNOWN
+    failed = [mirror for mirror in mirrors if mirror.state in FAILURE_STATES]
+    failure = "; ".join(f"{m.pvc} {m.state}: {m.message or 'no message from Trident'}" for m in failed) or None
+    return ReplicationStatus(
+        cluster=cluster,
+        backend=Backend.TRIDENT,
+        role=role,
+        current=current,
+        completed=current and all(mirror.done for mirror in mirrors),
+        healthy=not failed,
+        replicating=all(mirror.state in FOLLOWING for mirror in mirrors),
+        syncing=any(mirror.state in TRANSITIONAL for mirror in mirrors),
+        failure=failure,
+        failure_permanent=failure is not None,
+        last_sync_time=last_sync_time,
+        message=failure or _describe(mirrors),
+        volumes=tuple(mirror.volume_state() for mirror in mirrors),
+        generations={mirror.ref: mirror.generation for mirror in mirrors},
+    )
+
+
+def _describe(mirrors: list[Mirror]) -> str:
+    """A one-liner such as ``promoting: 1 of 3 volumes promoted; wal: Waiting for snapshot <handle>``."""
+    total = len(mirrors)
+    moving = [mirror for mirror in mirrors if mirror.state in TRANSITIONAL]
+    states = {mirror.state for mirror in mirrors}
+    if moving:
+        heading = TRANSITIONAL[moving[0].state]
+        arrived = sum(1 for mirror in mirrors if reached(heading, mirror.state))
+        notes = [f"{m.pvc}: {m.message}" for m in mirrors if m.message and not reached(heading, m.state)]
+        summary = "; ".join([f"{moving[0].state}: {arrived} of {total} volumes {heading}", *notes])
+    elif states == {""}:
+        summary = f"no status yet for any of the {total} volumes"
+    elif len(states) == 1:
+        summary = f"all {total} volumes {states.pop()}"
+    else:
+        summary = "volumes disagree: " + ", ".join(f"{m.pvc} {m.state or 'no status yet'}" for m in mirrors)
+    stale = [mirror for mirror in mirrors if not mirror.current]
+    if stale:
+        summary += "; status not yet observed for the latest spec of " + ", ".join(
+            f"{m.pvc} (generation {m.generation}, observed {m.observed_generation or 'none'})" for m in stale
+        )
+    return summary
+
+
+def snapshot_name(pvc: str, suffix: str) -> str:
+    """The deterministic name of a planned failover's snapshot of ``pvc``: ``<pvc>-failover-<suffix>``."""
+    tail = f"-failover-{suffix}"
+    return pvc[: _NAME_LIMIT - len(tail)].rstrip("-.") + tail
+
+
+def operation_suffix(operation_id: str | None) -> str:
+    """A short, name-safe id for one operation: a digest of ``operation_id``, or random when there is none."""
+    if operation_id is None:
+        return uuid.uuid4().hex[:_SUFFIX_LENGTH]
+    return hashlib.sha256(operation_id.encode()).hexdigest()[:_SUFFIX_LENGTH]
+
+
+def _without_empty(values: JsonObject) -> JsonObject:
+    """A volume mapping without empty fields (an empty ``promotedSnapshotHandle`` is the same as none)."""
+    return {key: value for key, value in values.items() if value not in ("", None)}
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """Why one PVC's snapshot handle is not available yet, and the snapshot's error if it reports one."""
+
+    reason: str
+    error: str = ""
+
+
+class TridentAdapter(ReplicationAdapter):
+    """A group's TridentMirrorRelationships on one cluster (see the module docstring for the rules)."""
+
+    backend = Backend.TRIDENT
+
+    # ------------------------------------------------------------------------------------------------- reading
+
+    def _mirror_names(self) -> dict[str, str]:
+        """TMR name per PVC, in the configured PVC order."""
+        if not self.target.pvc_names:
+            raise InvalidSpecError(
+                "a Trident group needs its PVC names (one TridentMirrorRelationship per PVC)", cluster=self.cluster
+            )
+        return {pvc: self.target.tmr_names.get(pvc, pvc) for pvc in self.target.pvc_names}
+
+    def _read(self) -> list[Mirror]:
+        """Every TMR of the group; :class:`ObjectMissingError` names the first missing one."""
+        return [
+            Mirror(pvc, self.api.get(MIRROR_RELATIONSHIPS, name, self.target.namespace))
+            for pvc, name in self._mirror_names().items()
+        ]
+
+    def observe(self) -> ReplicationStatus:
+        """Read the group's TMRs (and, on the receiving side, its mirror updates) and normalise them."""
+        mirrors = self._read()
+        return summarise(self.cluster, mirrors, self._last_transfer(mirrors))
+
+    def _last_transfer(self, mirrors: list[Mirror]) -> datetime | None:
+        """The group's last complete transfer from TridentActionMirrorUpdates (module docstring: last_sync_time)."""
+        if any(mirror.state == PROMOTED for mirror in mirrors):
+            # A source's mirror updates are history from when it last received data: they say nothing about lag.
+            return None
+        try:
+            updates = self.api.list(MIRROR_UPDATES, self.target.namespace)
+        except ObjectMissingError:
+            return None  # the TridentActionMirrorUpdate CRD is not installed: no transfer times at all
+        newest: dict[str, datetime] = {}
+        for update in updates:
+            relationship = text(update, "spec", "tridentMirrorRelationshipName")
+            times = [timestamp(field(update, "status", "previousTransferTime"))]
+            if text(update, "status", "state") == MIRROR_UPDATE_SUCCEEDED:
+                times.append(timestamp(field(update, "status", "completionTime")))
+            for moment in times:
+                if moment is not None and (relationship not in newest or moment > newest[relationship]):
+                    newest[relationship] = moment
+        per_volume = [newest.get(mirror.name) for mirror in mirrors]
+        known = [moment for moment in per_volume if moment is not None]
+        return min(known) if known and len(known) == len(per_volume) else None
+
+    def peer_info(self) -> PeerInfo:
+        """The ``localVolumeHandle`` of each PVC here (PVCs whose TMR has not reported one yet are left out)."""
+        return PeerInfo(volume_handles={m.pvc: m.local_volume_handle for m in self._read() if m.local_volume_handle})
+
+    # ------------------------------------------------------------------------------------------------- predicates
+
+    @staticmethod
+    def final_sync_complete(status: ReplicationStatus) -> bool:
+        """Trident: whether the *source* is steady for the target's promote-with-snapshot (nothing was demoted).
+
+        Trident has no demote, so a source never turns Secondary before the target is promoted. The final sync is
+        observed on the target instead: its promotion with the sync point's snapshot handles stays ``promoting``
+        ("Waiting for snapshot ...") until SnapMirror has carried those snapshots, then reports ``promoted``
+        (:meth:`promoted` on the target). This predicate only confirms the source still holds the data as the
+        untouched, current Primary, so that a generic "demote, wait, promote" sequence proceeds; the safety comes
+        from :meth:`promote` refusing a planned promotion without a sync point.
+        """
+        return (
+            status.current
+            and status.role is Role.PRIMARY
+            and status.completed
+            and status.healthy
+            and status.failure is None
+        )
+
+    @staticmethod
+    def resync_complete(status: ReplicationStatus) -> bool:
+        """Whether every TMR is (re)established for its latest spec: this side receives the peer's transfers."""
+        return follows_peer(status)
+
+    # ------------------------------------------------------------------------------------------------- writes
+
+    def prepare_sync_point(
+        self,
+        *,
+        operation_id: str | None = None,
+        timeout: float = DEFAULT_SNAPSHOT_TIMEOUT,
+        interval: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> SyncPoint:
+        """On the planned source, after the workloads stopped: snapshot every PVC and return the snapshot handles.
+
+        Per PVC: a VolumeSnapshot ``<pvc>-failover-<short id>`` (class ``target.snapshot_class`` when set), once it
+        is ``readyToUse`` a TridentSnapshotInfo of the same name, whose ``status.snapshotHandle`` goes into the
+        target's ``promotedSnapshotHandle``. Names derive from ``operation_id``, so a retry of the same operation
+        re-uses what exists (ready or not) instead of taking new snapshots. Without an ``operation_id`` every call
+        takes fresh snapshots: re-using a snapshot from another attempt would promote the target at a point
+        before writes acknowledged since, so names are never derived from anything longer-lived than the operation.
+
+        Args:
+            operation_id: identifies the failover attempt (e.g. the workflow id and run id).
+            timeout: seconds to wait for every snapshot to be ready and every handle to be known.
+            interval: seconds between polls.
+            clock: monotonic clock (injectable for tests).
+            sleep: sleep function (injectable for tests).
+
+        Raises:
+            PreconditionFailedError: a TMR here is not ``promoted``: this is not the source.
+            InvalidSpecError: an object with the snapshot's name exists for something else.
+            BackendFailedError: the timeout passed and a snapshot reports an error.
+            NotReadyError: the timeout passed without an error (a retry with the same id re-uses the snapshots).
+        """
+        mirrors = self._read()
+        not_source = [f"{m.pvc} is {m.state or 'not reconciled yet'}" for m in mirrors if m.state != PROMOTED]
+        if not_source:
+            raise PreconditionFailedError(
+                "snapshots for a planned Trident failover are taken on the source, whose TMRs are all promoted; "
+                + ", ".join(not_source),
+                cluster=self.cluster,
+            )
+        suffix = operation_suffix(operation_id)
+        names = {mirror.pvc: snapshot_name(mirror.pvc, suffix) for mirror in mirrors}
+        for pvc, name in names.items():
+            self._ensure_snapshot(pvc, name, suffix)
+        deadline = clock() + timeout
+        handles: dict[str, str] = {}
+        while True:
+            pending: dict[str, _Pending] = {}
+            for pvc, name in names.items():
+                if pvc not in handles:
+                    outcome = self._snapshot_handle(pvc, name, suffix)
+                    if isinstance(outcome, _Pending):
+                        pending[pvc] = outcome
+                    else:
+                        handles[pvc] = outcome
+            if not pending:
+                return SyncPoint(snapshot_handles=handles)
+            if clock() >= deadline:
+                raise self._snapshots_late(pending, timeout)
+            sleep(interval)
+
+    def _ensure_snapshot(self, pvc: str, name: str, suffix: str) -> None:
+        """Create the VolumeSnapshot of ``pvc`` unless it exists (then check that it is a snapshot of ``pvc``)."""
+        namespace = self.target.namespace
+        existing = self.api.find(VOLUME_SNAPSHOTS, name, namespace)
+        if existing is None:
+            spec: JsonObject = {"source": {"persistentVolumeClaimName": pvc}}
+            if self.target.snapshot_class:
+                spec["volumeSnapshotClassName"] = self.target.snapshot_class
+            self.api.create(VOLUME_SNAPSHOTS, {"metadata": self._metadata(name, suffix), "spec": spec}, namespace)
+            return
+        source = text(existing, "spec", "source", "persistentVolumeClaimName")
+        if source != pvc:
+            raise InvalidSpecError(
+                f"{VOLUME_SNAPSHOTS.ref(name, namespace)} exists but snapshots {source or 'no PVC'}, not {pvc}",
+                cluster=self.cluster,
+                object_ref=VOLUME_SNAPSHOTS.ref(name, namespace),
+            )
+
+    def _snapshot_handle(self, pvc: str, name: str, suffix: str) -> str | _Pending:
+        """The backend handle of ``pvc``'s snapshot, or why it is not known yet (creates the TSI once ready)."""
+        namespace = self.target.namespace
+        snapshot = self.api.get(VOLUME_SNAPSHOTS, name, namespace)
+        if field(snapshot, "status", "readyToUse") is not True:
+            return _Pending(
+                f"{VOLUME_SNAPSHOTS.ref(name, namespace)} is not readyToUse",
+                text(snapshot, "status", "error", "message"),
+            )
+        info = self.api.find(SNAPSHOT_INFOS, name, namespace)
+        if info is None:
+            # Created only once the snapshot is ready: Trident resolves the handle from the bound snapshot content.
+            body = {"metadata": self._metadata(name, suffix), "spec": {"snapshotName": name}}
+            self.api.create(SNAPSHOT_INFOS, body, namespace)
+            return _Pending(f"{SNAPSHOT_INFOS.ref(name, namespace)} created, waiting for its snapshotHandle")
+        if text(info, "spec", "snapshotName") != name:
+            raise InvalidSpecError(
+                f"{SNAPSHOT_INFOS.ref(name, namespace)} exists for snapshot "
+                f"{text(info, 'spec', 'snapshotName') or '?'}, not {name} ({pvc})",
+                cluster=self.cluster,
+                object_ref=SNAPSHOT_INFOS.ref(name, namespace),
+            )
+        handle = text(info, "status", "snapshotHandle")
+        return handle or _Pending(f"{SNAPSHOT_INFOS.ref(name, namespace)} has no snapshotHandle yet")
+
+    def _snapshots_late(self, pending: dict[str, _Pending], timeout: float) -> BackendFailedError | NotReadyError:
+        """The error for snapshots still pending at the deadline: permanent when a snapshot reports an error."""
+        details = "; ".join(
+            f"{pvc}: {why.reason}" + (f" (error: {why.error})" if why.error else "") for pvc, why in pending.items()
+        )
+        errors = [why.error for why in pending.values() if why.error]
+        if errors:
+            return BackendFailedError(
+                f"planned-failover snapshots failed within {timeout:.0f}s: {details}",
+                cluster=self.cluster,
+                condition=errors[0],
+            )
+        return NotReadyError(
+            f"planned-failover snapshots not ready within {timeout:.0f}s (a retry with the same operation id "
+            f"re-uses them): {details}",
+            cluster=self.cluster,
+        )
+
+    def _metadata(self, name: str, suffix: str) -> JsonObject:
+        return {
+            "name": name,
+            "labels": {"app.kubernetes.io/managed-by": MANAGED_BY, OPERATION_LABEL: suffix},
+        }
+
+    def demote(self, *, peer: ReplicationAdapter | None = None) -> WriteResult:
+        """Write nothing: Trident has no demote (the target's promote-with-snapshot is the handover).
+
+        The old source is re-established as Secondary afterwards with :meth:`reprotect`. The TMRs are read so that
+        a missing one fails here, and their generations are returned.
+        """
+        mirrors = self._read()
+        return WriteResult(cluster=self.cluster, changed=False, generations={m.ref: m.generation for m in mirrors})
+
+    def promote(
+        self, *, force: bool, sync_point: SyncPoint | None = None, peer: ReplicationAdapter | None = None
+    ) -> WriteResult:
+        """Set every TMR ``state: promoted``; planned with the sync point's snapshot handles, forced without.
+
+        ``volumeMappings`` is a list, which a merge patch replaces whole: the full mapping is sent, keeping
+        ``localPVCName`` and ``remoteVolumeHandle`` (Trident fails a TMR whose recorded remote handle changes), and
+        compared with the current one so that a repeated call writes nothing. A TMR that is already ``promoted``
+        for its latest spec is left alone, whatever snapshot handle it was promoted with, so re-promoting an
+        untouched source (compensation) writes nothing and needs no sync point. ``peer`` is not needed.
+
+        Raises:
+            PreconditionFailedError: a planned promotion (``force`` false) of TMRs that are not promoted yet without a
+                sync point, or with one lacking a PVC: promoting without the snapshot would break the mirror before
+                the last writes arrived.
+        """
+        mirrors = self._read()
+        # Already promoted for its latest spec: left alone, whatever snapshot it was promoted with.
+        pending = [mirror for mirror in mirrors if not (mirror.desired == PROMOTED and mirror.done)]
+        handles = {} if force or not pending else self._planned_handles(sync_point, [m.pvc for m in pending])
+        changed = False
+        generations = {mirror.ref: mirror.generation for mirror in mirrors}
+        for mirror in pending:
+            volume_mapping = {k: v for k, v in mirror.volume_mapping.items() if k != PROMOTED_SNAPSHOT_HANDLE}
+            if not force:
+                volume_mapping[PROMOTED_SNAPSHOT_HANDLE] = handles[mirror.pvc]
+            wrote, document = self._set_spec(mirror, PROMOTED, volume_mapping)
+            changed |= wrote
+            generations[mirror.ref] = generation(document)
+        return WriteResult(cluster=self.cluster, changed=changed, generations=generations)
+
+    def _planned_handles(self, sync_point: SyncPoint | None, pvcs: list[str]) -> dict[str, str]:
+        """The snapshot handle of each of ``pvcs`` for a planned promotion (each must have one)."""
+        if sync_point is None:
+            raise PreconditionFailedError(
+                "a planned Trident promotion needs the sync point from prepare_sync_point() on the source "
+                "(force=True promotes without one, for an unplanned failover only)",
+                cluster=self.cluster,
+            )
+        handles = sync_point.snapshot_handles
+        missing = [pvc for pvc in pvcs if not handles.get(pvc)]
+        if missing:
+            raise PreconditionFailedError(
+                f"the sync point has no snapshot handle for {', '.join(missing)}", cluster=self.cluster
+            )
+        return handles
+
+    def reprotect(self, *, resync: bool, peer: ReplicationAdapter) -> WriteResult:
+        """Make every TMR here follow ``peer``: ``state: reestablished`` with the peer's volume handles.
+
+        The same write clears ``promotedSnapshotHandle`` (the CRD rejects it without ``promoted``). A TMR already
+        (re)established towards the same handle is left alone. ``resync`` does not change the write: a reestablish
+        is always a SnapMirror resync from the peer (see the module docstring).
+
+        Raises:
+            NotReadyError: the peer has not reported a ``localVolumeHandle`` for some PVC yet.
+            PreconditionFailedError: the peer is not a Trident adapter, or a TMR here already records another
+                remote volume (Trident fails a TMR whose remote handle changes: it must be recreated).
+        """
+        peer = require_peer(peer, Backend.TRIDENT, cluster=self.cluster, purpose="re-protecting a Trident group")
+        handles = peer.peer_info().volume_handles
+        mirrors = self._read()
+        missing = [mirror.pvc for mirror in mirrors if not handles.get(mirror.pvc)]
+        if missing:
+            raise NotReadyError(
+                f"the peer (cluster {peer.cluster}) reports no localVolumeHandle yet for {', '.join(missing)}",
+                cluster=self.cluster,
+            )
+        # Check every TMR before writing any, so that a refusal leaves the group untouched.
+        for mirror in mirrors:
+            if mirror.pinned_remote and mirror.pinned_remote != handles[mirror.pvc]:
+                raise PreconditionFailedError(
+                    f"{mirror.pvc} mirrors {mirror.pinned_remote}, not the peer's {handles[mirror.pvc]}: Trident "
+                    "cannot change a TMR's remote volume; delete and recreate the TMR",
+                    cluster=self.cluster,
+                    object_ref=mirror.ref,
+                )
+        changed = False
+        generations: dict[str, int] = {}
+        for mirror in mirrors:
+            volume_mapping = {
+                key: value
+                for key, value in mirror.volume_mapping.items()
+                if key not in (PROMOTED_SNAPSHOT_HANDLE, REMOTE_VOLUME_HANDLE)
+            }
+            volume_mapping[REMOTE_VOLUME_HANDLE] = handles[mirror.pvc]
+            # Already (re)established towards the same volume: it follows the peer, and rewriting "established"
+            # as "reestablished" would start a needless resync.
+            following = mirror.desired in FOLLOWING and _without_empty(mirror.volume_mapping) == _without_empty(
+                volume_mapping
+            )
+            wrote, document = (
+                (False, mirror.document) if following else self._set_spec(mirror, REESTABLISHED, volume_mapping)
+            )
+            changed |= wrote
+            generations[mirror.ref] = generation(document)
+        return WriteResult(cluster=self.cluster, changed=changed, generations=generations)
+
+    def _set_spec(self, mirror: Mirror, state: str, volume_mapping: JsonObject) -> tuple[bool, JsonObject]:
+        """Write ``spec.state`` and the one volume mapping unless the TMR already has them.
+
+        Not :meth:`ensure_fields`: it would read the TMR again, and it compares lists exactly, so an empty
+        ``promotedSnapshotHandle`` would count as a difference. Here the mapping read with the group is compared
+        without empty fields, and the patch carries that read's resourceVersion (a concurrent edit is a 409).
+        """
+        if mirror.desired == state and _without_empty(mirror.volume_mapping) == _without_empty(volume_mapping):
+            return False, mirror.document
+        body = {"spec": {"state": state, "volumeMappings": [_without_empty(volume_mapping)]}}
+        return True, guarded_patch(self.api, MIRROR_RELATIONSHIPS, mirror.document, body, self.target.namespace)
