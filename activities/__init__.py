@@ -1,1 +1,1 @@
-"""activities package."""
+"""Temporal activities: thin; resolve the adapter/cluster, call it, map errors at one boundary."""

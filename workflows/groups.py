@@ -22,6 +22,8 @@ def parse_duration(value: Any) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return timedelta(seconds=value)
     if isinstance(value, str):
+        if value.startswith("P"):
+            return value  # ISO 8601, as the data converter serialises a timedelta: pydantic parses it
         match = _DURATION.match(value)
         if match and any(match.groups()):
             hours, minutes, seconds = match.groups()
