@@ -108,7 +108,9 @@ class Volume:
 
     key: VolumeKey
     sides: dict[str, Side]
-    next_shipment: float
+    last_ship_attempt: float
+    """When the periodic shipment last ran (comparing against the current ``sync_interval`` lets a new interval
+    take effect at once)."""
     acknowledged: int = 0
     last_shipment: float | None = None
     last_shipped_count: int = 0
@@ -185,9 +187,7 @@ class ReplicationModel:
         """The volume, created (no side writable, nothing held) on first use."""
         volume = self._volumes.get(key)
         if volume is None:
-            volume = Volume(
-                key=key, sides={site: Side() for site in self.sites}, next_shipment=now + self.config.sync_interval
-            )
+            volume = Volume(key=key, sides={site: Side() for site in self.sites}, last_ship_attempt=now)
             self._volumes[key] = volume
         return volume
 
@@ -392,8 +392,8 @@ class ReplicationModel:
         for volume in self._volumes.values():
             self._advance_final_sync(volume, now, stalled(volume))
             self._advance_resync(volume, now)
-            if now >= volume.next_shipment:
-                volume.next_shipment = now + self.config.sync_interval
+            if now - volume.last_ship_attempt >= self.config.sync_interval:
+                volume.last_ship_attempt = now
                 writable = volume.writable_sides()
                 if len(writable) == 1 and volume.link is Link.ACTIVE:
                     self._ship(volume, writable[0], self.peer(writable[0]), now, duration=0.0)

@@ -171,6 +171,25 @@ class Ledger(_Frozen):
         raise KeyError(f"no volume {namespace}/{pvc} in the ledger")
 
 
+class WriteRequest(_Frozen):
+    """Acknowledged writes to apply as an application on ``cluster`` would (``POST /writes``).
+
+    They happen only where the writer's would: on the writable side of a site that is up.
+    """
+
+    namespace: str
+    pvc: str
+    cluster: str
+    count: int = Field(default=1, ge=1, le=1_000_000)
+
+
+class WriteResult(_Frozen):
+    """How many of the requested writes were acknowledged, and the volume's ledger after them."""
+
+    acknowledged: int
+    volume: VolumeLedger
+
+
 class ClusterHealth(_Frozen):
     """What the simulator knows about one cluster's API server and site."""
 

@@ -1,0 +1,153 @@
+"""Kubernetes conventions the simulated controllers share: resources, timestamps, durations, conditions, selectors.
+
+Everything here is pure: the same inputs always give the same status fragments, which is what lets the
+controllers compare the status they would write with the one the object has and skip writes that change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from clusters.api import PODS, PVCS, VOLUME_ATTACHMENTS, JsonObject, Resource
+
+CSI_VGR = Resource("replication.storage.openshift.io", "v1alpha1", "volumegroupreplications", "VolumeGroupReplication")
+CSI_VR = Resource("replication.storage.openshift.io", "v1alpha1", "volumereplications", "VolumeReplication")
+UNIFIED_VGR = Resource("replication.unified.io", "v1alpha2", "volumegroupreplications", "VolumeGroupReplication")
+TMR = Resource("trident.netapp.io", "v1", "tridentmirrorrelationships", "TridentMirrorRelationship")
+TSI = Resource("trident.netapp.io", "v1", "tridentsnapshotinfos", "TridentSnapshotInfo")
+TAMU = Resource("trident.netapp.io", "v1", "tridentactionmirrorupdates", "TridentActionMirrorUpdate")
+VOLUME_SNAPSHOTS = Resource("snapshot.storage.k8s.io", "v1", "volumesnapshots", "VolumeSnapshot")
+DELL_RG = Resource(
+    "replication.storage.dell.com", "v1", "dellcsireplicationgroups", "DellCSIReplicationGroup", namespaced=False
+)
+
+WITHOUT_STATUS_SUBRESOURCE = frozenset({TAMU})
+"""Kinds whose status is written with an ordinary update (as upstream Trident does for TAMU)."""
+
+__all__ = [
+    "CSI_VGR",
+    "CSI_VR",
+    "DELL_RG",
+    "PODS",
+    "PVCS",
+    "TAMU",
+    "TMR",
+    "TSI",
+    "UNIFIED_VGR",
+    "VOLUME_ATTACHMENTS",
+    "VOLUME_SNAPSHOTS",
+    "WITHOUT_STATUS_SUBRESOURCE",
+    "go_duration",
+    "label_selector_matches",
+    "nested",
+    "parse_time",
+    "rfc3339",
+    "set_condition",
+]
+
+
+def rfc3339(timestamp: float) -> str:
+    """A ``metav1.Time`` string (UTC, whole seconds), e.g. ``2026-01-02T03:04:05Z``."""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: object) -> float | None:
+    """The POSIX time of an RFC 3339 string, or ``None`` when absent or unparsable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def go_duration(seconds: float) -> str:
+    """A ``metav1.Duration`` string as Go's ``time.Duration.String`` writes it, to the millisecond (``1m2.5s``)."""
+    millis = round(seconds * 1000)
+    if millis == 0:
+        return "0s"
+    sign = "-" if millis < 0 else ""
+    millis = abs(millis)
+    if millis < 1000:
+        return f"{sign}{millis}ms"
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs = f"{rest / 1000:.3f}".rstrip("0").rstrip(".")
+    if hours:
+        return f"{sign}{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{sign}{minutes}m{secs}s"
+    return f"{sign}{secs}s"
+
+
+def nested(document: Mapping[str, Any] | None, *path: str, default: Any = None) -> Any:
+    """``document[path[0]][path[1]]...``, or ``default`` when any step is missing or not a mapping."""
+    current: Any = document
+    for step in path:
+        if not isinstance(current, Mapping) or step not in current:
+            return default
+        current = current[step]
+    return default if current is None else current
+
+
+def label_selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """Whether ``labels`` satisfy a ``metav1.LabelSelector`` (an empty selector matches everything).
+
+    A ``None`` selector matches nothing, as in Kubernetes.
+    """
+    if selector is None:
+        return False
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for requirement in selector.get("matchExpressions") or []:
+        key, operator = requirement.get("key", ""), requirement.get("operator", "")
+        values = requirement.get("values") or []
+        present = key in labels
+        if operator == "In" and not (present and labels[key] in values):
+            return False
+        if operator == "NotIn" and present and labels[key] in values:
+            return False
+        if operator == "Exists" and not present:
+            return False
+        if operator == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def set_condition(
+    previous: Mapping[str, JsonObject],
+    condition_type: str,
+    status: bool,
+    reason: str,
+    message: str,
+    generation: int,
+    now: float,
+) -> JsonObject:
+    """A ``metav1.Condition``; ``lastTransitionTime`` moves only when the status differs from ``previous``'s.
+
+    Args:
+        previous: the object's current conditions by type.
+        condition_type: e.g. ``Completed``.
+        status: the condition's truth.
+        reason: a CamelCase reason.
+        message: a human-readable message (may be empty).
+        generation: the ``metadata.generation`` this condition was computed for.
+        now: the current time.
+    """
+    text = "True" if status else "False"
+    earlier = previous.get(condition_type)
+    if earlier is not None and earlier.get("status") == text and earlier.get("lastTransitionTime"):
+        transition = str(earlier["lastTransitionTime"])
+    else:
+        transition = rfc3339(now)
+    return {
+        "type": condition_type,
+        "status": text,
+        "observedGeneration": generation,
+        "lastTransitionTime": transition,
+        "reason": reason,
+        "message": message,
+    }
