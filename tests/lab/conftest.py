@@ -12,9 +12,12 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from clusters.api import ClusterApi
 from clusters.kubeclient import close_api_client
 from sandbox.cluster import LabCluster
 from sandbox.lab import Lab
+from sandbox.simulator.config import SimulatorConfig
+from sandbox.simulator.server import SimulatorService
 
 
 @pytest.fixture(scope="session")
@@ -63,3 +66,20 @@ def namespace(request: pytest.FixtureRequest, dc1_client: Any, dc2_client: Any) 
     for api_client in (dc1_client, dc2_client):
         with contextlib.suppress(client.ApiException):
             client.CoreV1Api(api_client).delete_namespace(name)
+
+
+@pytest.fixture()
+def simulator(lab: Lab) -> Iterator[SimulatorService]:
+    """The storage simulator, in-process, playing dc1 and dc2 with fast timings; its control API on a free port.
+
+    ``simulator.simulator.api("dc1")`` is a ClusterApi of the lab cluster; ``simulator.client()`` a control client.
+    """
+    api_clients = {name: lab.cluster(name).api_client() for name in ("dc1", "dc2")}
+    apis = {name: ClusterApi(name, api_client) for name, api_client in api_clients.items()}
+    service = SimulatorService(apis, SimulatorConfig(idle_poll_interval=0.3)).start()
+    try:
+        yield service
+    finally:
+        service.stop()
+        for api_client in api_clients.values():
+            close_api_client(api_client)
