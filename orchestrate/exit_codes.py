@@ -14,3 +14,11 @@ class ExitCode(IntEnum):
     """An unexpected error, or the lab/environment could not do what was asked; the message says what failed."""
     BAD_INPUT = 2
     """Bad input: unknown option, unknown group or cluster, malformed configuration. Nothing was changed."""
+    REFUSED = 3
+    """Refused: preflight found it unsafe, or another operation runs on the group. Nothing was changed."""
+    FAILED_COMPENSATED = 4
+    """The operation failed or was aborted before the target's promotion; what it did was undone."""
+    NEEDS_ATTENTION = 5
+    """The operation could not finish and could not undo itself: an operator must look (see ``status``)."""
+    INTERRUPTED = 130
+    """The CLI was interrupted (Ctrl-C); a started operation goes on in Temporal (see ``status``)."""

@@ -1,0 +1,245 @@
+"""``orchestrate failover`` and ``orchestrate failback``: start a group's operation and follow it live."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from typing import Annotated, Any
+
+import typer
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+
+from orchestrate.commands.common import (
+    ConfigOption,
+    GroupOption,
+    JsonOption,
+    client_or_exit,
+    config_or_exit,
+    group_or_exit,
+    run,
+)
+from orchestrate.exit_codes import ExitCode
+from orchestrate.output import console, emit_json, fail
+from orchestrate.service import GroupBusyError, approval_needed, pending_activity_details, start_operation
+from workflows.failover import GroupFailoverWorkflow
+from workflows.models import FailoverRequest, FailoverResult, Operation, Outcome, Progress, StepRecord, Verdict
+
+POLL_SECONDS = 0.5
+
+OUTCOME_EXIT = {
+    Outcome.SUCCEEDED: ExitCode.OK,
+    Outcome.DRY_RUN: ExitCode.OK,
+    Outcome.REFUSED: ExitCode.REFUSED,
+    Outcome.FAILED_COMPENSATED: ExitCode.FAILED_COMPENSATED,
+    Outcome.NEEDS_ATTENTION: ExitCode.NEEDS_ATTENTION,
+}
+
+
+def failover(
+    group: GroupOption,
+    to: Annotated[str | None, typer.Option("--to", help="Cluster to move to (default: the group's other one).")] = None,
+    unplanned: Annotated[
+        bool,
+        typer.Option(
+            "--unplanned",
+            help="The source site is lost: promote the target without it, then fence the old primary when it returns.",
+        ),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Proceed despite lag above RPO (planned) or a reachable source (unplanned).")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Run preflight only and print the plan.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    detach: Annotated[bool, typer.Option("--detach", help="Start and return at once (follow with `status`).")] = False,
+    as_json: JsonOption = False,
+    config_path: ConfigOption = None,
+) -> None:
+    """Move GROUP's primary to the other cluster (planned: no acknowledged write is lost)."""
+    operation = Operation.UNPLANNED if unplanned else Operation.PLANNED
+    _operate(group, operation, to, force, dry_run, yes, detach, as_json, config_path)
+
+
+def failback(
+    group: GroupOption,
+    force: Annotated[bool, typer.Option("--force", help="Proceed despite lag above RPO.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Run preflight only and print the plan.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    detach: Annotated[bool, typer.Option("--detach", help="Start and return at once.")] = False,
+    as_json: JsonOption = False,
+    config_path: ConfigOption = None,
+) -> None:
+    """Move GROUP back to its other cluster once it replicates again (a planned failover)."""
+    _operate(group, Operation.FAILBACK, None, force, dry_run, yes, detach, as_json, config_path)
+
+
+def _operate(
+    group_name: str,
+    operation: Operation,
+    target: str | None,
+    force: bool,
+    dry_run: bool,
+    yes: bool,
+    detach: bool,
+    as_json: bool,
+    config_path: Any,
+) -> None:
+    config = config_or_exit(config_path, as_json=as_json)
+    group = group_or_exit(config, group_name, as_json=as_json)
+    if target is not None and target not in group.clusters:
+        fail(
+            f"unknown target {target!r}: group {group.name} lives on {', '.join(group.clusters)}",
+            ExitCode.BAD_INPUT,
+            as_json=as_json,
+        )
+    if not (yes or dry_run):
+        if not sys.stdin.isatty():
+            fail(
+                f"{operation.value} failover of {group.name} needs confirmation",
+                ExitCode.BAD_INPUT,
+                as_json=as_json,
+                hint="pass --yes (or --dry-run to only check)",
+            )
+        if not typer.confirm(
+            f"{operation.value.capitalize()} failover of {group.name}" + (f" to {target}" if target else "") + "?"
+        ):
+            fail("not confirmed; nothing was changed", ExitCode.BAD_INPUT, as_json=as_json)
+    request = FailoverRequest(
+        group=group,
+        operation=operation,
+        target=target,
+        force=force,
+        dry_run=dry_run,
+        approval_required=approval_needed(group, operation, alert=False) and not dry_run,
+        triggered_by=f"cli:{getpass.getuser()}",
+    )
+    code = run(_start_and_follow(config, request, detach=detach, as_json=as_json))
+    raise typer.Exit(int(code))
+
+
+async def _start_and_follow(config: Any, request: FailoverRequest, *, detach: bool, as_json: bool) -> ExitCode:
+    client = await client_or_exit(config, as_json=as_json)
+    try:
+        handle = await start_operation(client, config, request)
+    except GroupBusyError as busy:
+        fail(str(busy), ExitCode.REFUSED, as_json=as_json)
+    if detach:
+        if as_json:
+            emit_json({"workflow_id": handle.id, "run_id": handle.result_run_id, "detached": True})
+        else:
+            console.print(f"started {handle.id}; follow it with `orchestrate status --group {request.group.name}`")
+        return ExitCode.OK
+    if not as_json:
+        console.print(
+            f"[bold]{request.operation.value} failover of {request.group.name}[/] started as "
+            f"workflow [cyan]{handle.id}[/]"
+        )
+    try:
+        result = await _follow(handle, quiet=as_json)
+    except WorkflowFailureError as error:
+        fail(
+            f"the workflow failed: {error.cause or error}",
+            ExitCode.NEEDS_ATTENTION,
+            as_json=as_json,
+            hint=f"inspect it in the Temporal Web UI (workflow id {handle.id})",
+        )
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        console.print(
+            f"\ninterrupted: the operation goes on in Temporal; `orchestrate status --group "
+            f"{request.group.name}` follows it, `orchestrate abort` stops it"
+        )
+        return ExitCode.INTERRUPTED
+    code = OUTCOME_EXIT[result.outcome]
+    if as_json:
+        emit_json({"workflow_id": handle.id, "exit_code": int(code), **result.model_dump(mode="json")})
+    else:
+        render_result(result)
+    return code
+
+
+async def _follow(handle: WorkflowHandle[GroupFailoverWorkflow, FailoverResult], *, quiet: bool) -> FailoverResult:
+    """Print progress as it changes until the workflow ends."""
+    view = ProgressPrinter(quiet=quiet)
+    result_task = asyncio.ensure_future(handle.result())
+    while not result_task.done():
+        try:
+            progress = await handle.query(GroupFailoverWorkflow.progress)
+            details = await pending_activity_details(handle)
+        except Exception:
+            progress, details = None, []
+        if progress is not None:
+            view.update(progress, details)
+        await asyncio.wait([result_task], timeout=POLL_SECONDS)
+    result = result_task.result()
+    view.update(result.progress, [])
+    return result
+
+
+class ProgressPrinter:
+    """Line-oriented live progress: phase changes, steps starting and ending, retries, what a wait waits for."""
+
+    def __init__(self, *, quiet: bool) -> None:
+        self.quiet = quiet
+        self.phase: str | None = None
+        self.seen: dict[int, tuple[str, int]] = {}
+        self.detail: str | None = None
+        self.approval_hinted = False
+
+    def update(self, progress: Progress, details: list[str]) -> None:
+        """Print what changed since the last call."""
+        if self.quiet:
+            return
+        if progress.phase.value != self.phase:
+            self.phase = progress.phase.value
+            console.print(f"[bold magenta]== {progress.phase.value}[/]: {progress.message}")
+            if progress.findings and progress.phase.value in ("Refused", "DryRunComplete"):
+                render_findings(progress)
+        if progress.approval_pending and not self.approval_hinted:
+            self.approval_hinted = True
+            console.print(
+                f"   waiting for approval: `orchestrate approve --group {progress.group}` "
+                f"(or `orchestrate abort --group {progress.group}`)"
+            )
+        for index, step in enumerate(progress.steps):
+            self._step(index, step)
+        detail = details[-1] if details else None
+        if detail and detail != self.detail:
+            console.print(f"   [dim]… {detail}[/]")
+        self.detail = detail
+
+    def _step(self, index: int, step: StepRecord) -> None:
+        key = (step.outcome, step.attempts)
+        if self.seen.get(index) == key:
+            return
+        self.seen[index] = key
+        where = f" on {step.cluster}" if step.cluster else ""
+        if step.outcome == "running" and step.attempts <= 1:
+            console.print(f" → {step.name}{where}")
+        elif step.outcome == "running":
+            console.print(f" [yellow]↻ {step.name}{where}: attempt {step.attempts}[/] (last error: {step.last_error})")
+        elif step.outcome == "done":
+            took = f" ({step.duration.total_seconds():.1f}s)" if step.duration else ""
+            console.print(f" [green]✓ {step.name}{where}[/]{took}")
+        else:
+            console.print(f" [red]✗ {step.name}{where} {step.outcome}[/]: {step.last_error}")
+
+
+def render_findings(progress: Progress) -> None:
+    """Print preflight findings as a checklist."""
+    marks = {Verdict.PASS: "[green]✓[/]", Verdict.WARN: "[yellow]![/]", Verdict.FAIL: "[red]✗[/]"}
+    for finding in progress.findings:
+        remedy = f"  → {finding.remedy}" if finding.remedy and finding.verdict is not Verdict.PASS else ""
+        console.print(f"   {marks[finding.verdict]} {finding.check}: {finding.observed}{remedy}")
+
+
+def render_result(result: FailoverResult) -> None:
+    """Print how the operation ended."""
+    progress = result.progress
+    colour = {"succeeded": "green", "dry-run": "green", "refused": "yellow"}.get(result.outcome.value, "red")
+    console.print(f"[bold {colour}]{result.outcome.value}[/]: {result.message}")
+    if progress.lag_seconds is not None:
+        console.print(f"   lag before the operation: {progress.lag_seconds:.1f}s (RPO {progress.rpo_seconds:.0f}s)")
+    if progress.data_loss_window_seconds is not None:
+        console.print(f"   data-loss window: {progress.data_loss_window_seconds:.1f}s (since the last completed sync)")
+    if progress.compensated:
+        console.print(f"   undone: {', '.join(progress.compensated)}")

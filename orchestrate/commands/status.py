@@ -1,0 +1,181 @@
+"""``orchestrate status``, ``groups`` and ``history``: what each group looks like now, and what happened."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from orchestrate.commands.common import (
+    ConfigOption,
+    JsonOption,
+    client_or_exit,
+    config_or_exit,
+    group_or_exit,
+    run,
+)
+from orchestrate.config import OrchestratorConfig
+from orchestrate.output import console, emit_json
+from orchestrate.service import GroupView, last_operation, observe_groups
+from workflows import visibility
+from workflows.models import FailoverResult, Progress
+
+
+def status(
+    group: Annotated[str | None, typer.Option("--group", "-g", help="Only this group.")] = None,
+    as_json: JsonOption = False,
+    config_path: ConfigOption = None,
+) -> None:
+    """Both sides of each group (role, health, lag against RPO) and its running or last operation."""
+    config = config_or_exit(config_path, as_json=as_json)
+    groups = [group_or_exit(config, group, as_json=as_json)] if group else list(config.groups)
+    views, operations = run(_collect(config, [g.name for g in groups], as_json=as_json))
+    if as_json:
+        emit_json([{**view.model_dump(mode="json"), "operation": operations[view.group]} for view in views])
+        return
+    for view in views:
+        _render(view, operations[view.group])
+
+
+async def _collect(
+    config: OrchestratorConfig, names: list[str], *, as_json: bool
+) -> tuple[list[GroupView], dict[str, dict[str, Any] | None]]:
+    views = await observe_groups(config, [config.group(n) for n in names])
+    operations: dict[str, dict[str, Any] | None] = {}
+    try:
+        client = await client_or_exit(config, as_json=as_json)
+    except SystemExit:
+        raise
+    for name in names:
+        found = await last_operation(client, name)
+        if found is None:
+            operations[name] = None
+            continue
+        description, state = found
+        entry: dict[str, Any] = {
+            "workflow_id": description.id,
+            "status": description.status.name if description.status else "UNKNOWN",
+            "started": description.start_time.isoformat() if description.start_time else None,
+            "closed": description.close_time.isoformat() if description.close_time else None,
+        }
+        if isinstance(state, Progress):
+            entry.update(phase=state.phase.value, message=state.message)
+        elif isinstance(state, FailoverResult):
+            entry.update(outcome=state.outcome.value, phase=state.progress.phase.value, message=state.message)
+        else:
+            entry.update(message=str(state))
+        operations[name] = entry
+    return views, operations
+
+
+def _render(view: GroupView, operation: dict[str, Any] | None) -> None:
+    colour = "green" if view.protected else "red"
+    console.print(f"[bold]{view.group}[/] ({view.backend}): [{colour}]{view.summary}[/]")
+    table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2))
+    for column in ("cluster", "site", "role", "health", "last sync", "detail"):
+        table.add_column(column)
+    for side in view.sides:
+        if side.status is None:
+            table.add_row(
+                side.cluster, side.site, "?", "unreachable" if not side.reachable else "error", "-", side.error or ""
+            )
+            continue
+        status = side.status
+        health = "failed" if status.failure else ("healthy" if status.healthy else "degraded")
+        last = status.last_sync_time.strftime("%H:%M:%S") if status.last_sync_time else "-"
+        table.add_row(side.cluster, side.site, status.role.value, health, last, status.message)
+    console.print(table)
+    if view.lag_seconds is not None:
+        within = "within" if view.lag_seconds <= view.rpo_seconds else "ABOVE"
+        console.print(f"  lag {view.lag_seconds:.1f}s, {within} RPO {view.rpo_seconds:.0f}s")
+    if operation:
+        what = operation.get("outcome") or operation["status"].removeprefix("WORKFLOW_EXECUTION_STATUS_").lower()
+        console.print(
+            f"  operation {operation['workflow_id']}: {what}, phase {operation.get('phase', '-')}: "
+            f"{operation.get('message', '')}"
+        )
+    console.print()
+
+
+def groups(as_json: JsonOption = False, config_path: ConfigOption = None) -> None:
+    """List the configured protection groups."""
+    config = config_or_exit(config_path, as_json=as_json)
+    if as_json:
+        emit_json(
+            [
+                {
+                    "name": g.name,
+                    "namespace": g.namespace,
+                    "backend": g.backend.value,
+                    "clusters": list(g.clusters),
+                    "workloads": [f"{w.kind}/{w.name}" for w in g.workloads],
+                    "rpo_seconds": g.rpo.total_seconds(),
+                    "priority": g.priority,
+                }
+                for g in config.groups
+            ]
+        )
+        return
+    table = Table("group", "namespace", "backend", "clusters", "workloads", "RPO", "priority", box=None)
+    for g in config.groups:
+        workloads = ", ".join(f"{w.kind}/{w.name}" for w in g.workloads)
+        rpo = f"{g.rpo.total_seconds():.0f}s"
+        table.add_row(g.name, g.namespace, g.backend.value, ", ".join(g.clusters), workloads, rpo, str(g.priority))
+    console.print(table)
+
+
+def history(
+    group: Annotated[str, typer.Option("--group", "-g", help="Protection group name.")],
+    limit: Annotated[int, typer.Option(help="At most this many operations, newest first.")] = 20,
+    as_json: JsonOption = False,
+    config_path: ConfigOption = None,
+) -> None:
+    """Past operations of GROUP with their outcome and duration (from Temporal visibility)."""
+    config = config_or_exit(config_path, as_json=as_json)
+    chosen = group_or_exit(config, group, as_json=as_json)
+    rows = run(_history(config, chosen.name, limit, as_json=as_json))
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("started", "operation", "status", "outcome", "duration", "triggered by", box=None)
+    for row in rows:
+        duration = f"{row['duration_seconds']:.1f}s" if row["duration_seconds"] is not None else "running"
+        table.add_row(
+            row["started"] or "-",
+            row["operation"] or "-",
+            row["status"],
+            row["outcome"] or "-",
+            duration,
+            row["triggered_by"] or "-",
+        )
+    console.print(table if rows else f"no operations recorded for {chosen.name}")
+
+
+async def _history(config: OrchestratorConfig, group: str, limit: int, *, as_json: bool) -> list[dict[str, Any]]:
+    client = await client_or_exit(config, as_json=as_json)
+    rows: list[dict[str, Any]] = []
+    async for execution in client.list_workflows(f'{visibility.GROUP.name} = "{group}"', limit=limit):
+        attributes = execution.typed_search_attributes
+        outcome = None
+        status_name = execution.status.name if execution.status else "UNKNOWN"
+        if status_name == "COMPLETED":
+            result = await client.get_workflow_handle(
+                execution.id, run_id=execution.run_id, result_type=FailoverResult
+            ).result()
+            outcome = result.outcome.value
+        duration = (execution.close_time - execution.start_time).total_seconds() if execution.close_time else None
+        rows.append(
+            {
+                "workflow_id": execution.id,
+                "run_id": execution.run_id,
+                "started": execution.start_time.isoformat(timespec="seconds") if execution.start_time else None,
+                "operation": attributes.get(visibility.OPERATION),
+                "status": status_name,
+                "outcome": outcome,
+                "phase": attributes.get(visibility.PHASE),
+                "duration_seconds": duration,
+                "triggered_by": attributes.get(visibility.TRIGGERED_BY),
+            }
+        )
+    return rows

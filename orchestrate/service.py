@@ -1,0 +1,232 @@
+"""Starting and inspecting operations: what the CLI and the webhook share (no console output here).
+
+One operation per group: the workflow id is ``failover/<group>``. The CLI starts with a FAIL conflict policy (a
+busy group is refused and the running operation named); the webhook joins the running one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from adapters.base import ReplicationStatus, Role
+from adapters.registry import adapter_for
+from clusters.errors import ClusterUnreachableError, OrchestratorError
+from clusters.registry import ClusterRegistry
+from orchestrate.config import OrchestratorConfig
+from workflows import visibility
+from workflows.failover import GroupFailoverWorkflow
+from workflows.groups import GroupConfig
+from workflows.models import FailoverRequest, FailoverResult, Operation, Phase, Progress
+
+EXECUTION_TIMEOUT = timedelta(days=30)
+"""Generous: fence-on-return may wait days for a lost site; the timeout only stops a workflow that loops."""
+
+
+def workflow_id(group: str) -> str:
+    """The id of a group's operation."""
+    return f"failover/{group}"
+
+
+class GroupBusyError(Exception):
+    """Another operation runs on the group."""
+
+    def __init__(self, group: str, progress: Progress | None) -> None:
+        self.group = group
+        self.progress = progress
+        running = (
+            f"a {progress.operation.value} operation ({progress.source} -> {progress.target}) in phase "
+            f"{progress.phase.value}: {progress.message}"
+            if progress
+            else "another operation"
+        )
+        super().__init__(
+            f"group {group} is busy: {running}; follow it with `orchestrate status --group {group}` "
+            f"or stop it with `orchestrate abort --group {group}`"
+        )
+
+
+def approval_needed(group: GroupConfig, operation: Operation, *, alert: bool) -> bool:
+    """Whether the group's policy wants ``approve`` before this operation changes anything."""
+    if alert and group.approval.alert_triggered:
+        return True
+    if operation is Operation.UNPLANNED:
+        return group.approval.unplanned
+    return group.approval.planned
+
+
+async def start_operation(
+    client: Client,
+    config: OrchestratorConfig,
+    request: FailoverRequest,
+    *,
+    join_running: bool = False,
+) -> WorkflowHandle[GroupFailoverWorkflow, FailoverResult]:
+    """Start the group's workflow (or, with ``join_running``, return the running one).
+
+    Raises:
+        GroupBusyError: without ``join_running``, when an operation already runs on the group.
+    """
+    group = request.group
+    target_site = config.cluster(request.target).site if request.target else ""
+    attributes = TypedSearchAttributes(
+        [
+            SearchAttributePair(visibility.GROUP, group.name),
+            SearchAttributePair(visibility.SITE, target_site),
+            SearchAttributePair(visibility.OPERATION, request.operation.value),
+            SearchAttributePair(visibility.PHASE, Phase.PREFLIGHT.value),
+            SearchAttributePair(visibility.TRIGGERED_BY, request.triggered_by),
+        ]
+    )
+    try:
+        return await client.start_workflow(
+            GroupFailoverWorkflow.run,
+            request,
+            id=workflow_id(group.name),
+            task_queue=config.temporal.task_queue,
+            execution_timeout=EXECUTION_TIMEOUT,
+            id_conflict_policy=(
+                WorkflowIDConflictPolicy.USE_EXISTING if join_running else WorkflowIDConflictPolicy.FAIL
+            ),
+            search_attributes=attributes,
+            static_summary=f"{request.operation.value} failover of {group.name}"
+            + (f" to {request.target}" if request.target else ""),
+            static_details=f"triggered by {request.triggered_by}; namespace {group.namespace}; "
+            f"backend {group.backend.value}; clusters {', '.join(group.clusters)}",
+        )
+    except RPCError as error:
+        if error.status is not RPCStatusCode.ALREADY_EXISTS:
+            raise
+    raise GroupBusyError(group.name, await running_progress(client, group.name))
+
+
+async def running_progress(client: Client, group: str) -> Progress | None:
+    """The progress of the group's running operation, or ``None`` when none runs."""
+    handle = client.get_workflow_handle_for(GroupFailoverWorkflow.run, workflow_id(group))
+    try:
+        description = await handle.describe()
+    except RPCError as error:
+        if error.status is RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    if description.status is not WorkflowExecutionStatus.RUNNING:
+        return None
+    return await handle.query(GroupFailoverWorkflow.progress)
+
+
+async def last_operation(client: Client, group: str) -> tuple[WorkflowExecutionDescription, Any] | None:
+    """The group's newest operation (running or not) and its result or failure text."""
+    handle = client.get_workflow_handle_for(GroupFailoverWorkflow.run, workflow_id(group))
+    try:
+        description = await handle.describe()
+    except RPCError as error:
+        if error.status is RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    if description.status is WorkflowExecutionStatus.COMPLETED:
+        return description, await handle.result()
+    if description.status is WorkflowExecutionStatus.RUNNING:
+        return description, await handle.query(GroupFailoverWorkflow.progress)
+    return description, (description.status.name if description.status else "unknown")
+
+
+async def pending_activity_details(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    """The latest heartbeat details of the workflow's running activities (what a wait is waiting for)."""
+    description = await handle.describe()
+    details: list[str] = []
+    converter = handle._client.data_converter
+    for pending in description.raw_description.pending_activities:
+        if pending.heartbeat_details.payloads:
+            values = await converter.decode(pending.heartbeat_details.payloads)
+            details += [str(v) for v in values]
+    return details
+
+
+class SideView(BaseModel):
+    """One side of a group as ``status`` shows it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cluster: str
+    site: str
+    reachable: bool
+    status: ReplicationStatus | None = None
+    error: str | None = None
+
+
+class GroupView(BaseModel):
+    """Both sides of a group, the lag against RPO and the operation state."""
+
+    model_config = ConfigDict(frozen=True)
+
+    group: str
+    backend: str
+    sides: tuple[SideView, ...]
+    primary: str | None
+    lag_seconds: float | None
+    rpo_seconds: float
+    protected: bool
+    summary: str
+
+
+def observe_group(registry: ClusterRegistry, config: OrchestratorConfig, group: GroupConfig) -> GroupView:
+    """Observe both sides of ``group`` (synchronously: call from a thread)."""
+    sides: list[SideView] = []
+    for cluster in group.clusters:
+        site = config.cluster(cluster).site
+        try:
+            registry.api(cluster).ping()
+        except ClusterUnreachableError as exc:
+            sides.append(SideView(cluster=cluster, site=site, reachable=False, error=exc.message))
+            continue
+        try:
+            status = adapter_for(registry.api(cluster), group.replication_target(cluster)).observe()
+            sides.append(SideView(cluster=cluster, site=site, reachable=True, status=status))
+        except OrchestratorError as exc:
+            sides.append(SideView(cluster=cluster, site=site, reachable=True, error=exc.describe()))
+    primaries = [s.cluster for s in sides if s.status and s.status.role is Role.PRIMARY]
+    secondaries = [s.cluster for s in sides if s.status and s.status.role is Role.SECONDARY]
+    primary = primaries[0] if len(primaries) == 1 else None
+    last_sync = next((s.status.last_sync_time for s in sides if s.status and s.status.last_sync_time), None)
+    lag = (datetime.now(UTC) - last_sync).total_seconds() if last_sync else None
+    rpo = group.rpo.total_seconds()
+    protected = bool(
+        primary
+        and len(secondaries) == 1
+        and all(s.status and s.status.healthy and not s.status.failure for s in sides)
+        and (lag is None or lag <= rpo)
+    )
+    if len(primaries) > 1:
+        summary = f"SPLIT BRAIN: {', '.join(primaries)} all report Primary"
+    elif primary is None:
+        summary = "no Primary observed"
+    elif protected:
+        summary = f"protected: Primary on {primary}, replicating to {secondaries[0]}"
+    else:
+        problems = [s.error or (s.status.failure if s.status else None) or "" for s in sides]
+        summary = f"Primary on {primary}; NOT protected: " + ("; ".join(p for p in problems if p) or "see sides")
+    return GroupView(
+        group=group.name,
+        backend=group.backend.value,
+        sides=tuple(sides),
+        primary=primary,
+        lag_seconds=lag,
+        rpo_seconds=rpo,
+        protected=protected,
+        summary=summary,
+    )
+
+
+async def observe_groups(config: OrchestratorConfig, groups: list[GroupConfig]) -> list[GroupView]:
+    """Observe several groups in worker threads."""
+    registry = ClusterRegistry(config.clusters)
+    try:
+        return list(await asyncio.gather(*(asyncio.to_thread(observe_group, registry, config, g) for g in groups)))
+    finally:
+        registry.close()
