@@ -153,7 +153,8 @@ def force_delete(api: ClusterApi, resource: Resource, name: str, namespace: str 
 class StatusHistory:
     """Every version of one custom object while recording, from a watch: no intermediate status is missed.
 
-    Use as a context manager; entering waits until the watch delivered the object's current version.
+    Use as a context manager. Entering lists the object (it need not exist yet) and watches from that list's
+    resourceVersion, so every later version is seen.
 
     Args:
         api: the cluster.
@@ -168,23 +169,23 @@ class StatusHistory:
         self._stopping = False
         self._api, self._resource, self._name, self._namespace = api, resource, name, namespace
         self._watch = watch.Watch()  # type: ignore[no-untyped-call]
-        self._thread = threading.Thread(target=self._run, name=f"watch-{name}", daemon=True)
+        self._thread: threading.Thread | None = None
 
-    def _run(self) -> None:
+    def _lister(self) -> tuple[Callable[..., Any], dict[str, Any]]:
         custom = client.CustomObjectsApi(self._api.api_client)
         arguments: dict[str, Any] = {
             "group": self._resource.group,
             "version": self._resource.version,
             "plural": self._resource.plural,
             "field_selector": f"metadata.name={self._name}",
-            "timeout_seconds": 300,
         }
-        lister: Callable[..., Any]
         if self._namespace is None:
-            lister = custom.list_cluster_custom_object
-        else:
-            lister = custom.list_namespaced_custom_object
-            arguments["namespace"] = self._namespace
+            return custom.list_cluster_custom_object, arguments
+        return custom.list_namespaced_custom_object, {**arguments, "namespace": self._namespace}
+
+    def _run(self, resource_version: str) -> None:
+        lister, arguments = self._lister()
+        arguments.update(resource_version=resource_version, timeout_seconds=300)
         try:
             for event in self._watch.stream(lister, **arguments):  # type: ignore[no-untyped-call]
                 self.versions.append(event["object"])
@@ -194,8 +195,12 @@ class StatusHistory:
                 self.error = exc
 
     def __enter__(self) -> StatusHistory:
+        lister, arguments = self._lister()
+        listed = lister(**arguments)
+        self.versions.extend(listed.get("items", []))
+        version = listed["metadata"]["resourceVersion"]
+        self._thread = threading.Thread(target=self._run, args=(version,), name=f"watch-{self._name}", daemon=True)
         self._thread.start()
-        wait_for(lambda: self.versions, f"watch of {self._name} started", 10)
         return self
 
     def __exit__(
