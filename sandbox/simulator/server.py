@@ -20,6 +20,7 @@ Errors answer ``{"error": "..."}`` with 400 (invalid body), 404 (unknown path or
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -169,7 +170,9 @@ class ControlServer:
 
     def __init__(self, simulator: Simulator, host: str = "127.0.0.1", port: int = 0) -> None:
         self._server = _Server((host, port), simulator)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="simulator-api", daemon=True)
+        # A short poll interval: stop() waits for the serving loop to notice the shutdown.
+        serve = functools.partial(self._server.serve_forever, poll_interval=0.05)
+        self._thread = threading.Thread(target=serve, name="simulator-api", daemon=True)
 
     @property
     def url(self) -> str:
