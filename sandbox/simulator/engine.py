@@ -35,6 +35,7 @@ from sandbox.simulator.controllers.dell import DellReplicationController
 from sandbox.simulator.controllers.trident import TridentController
 from sandbox.simulator.faults import FaultRegistry
 from sandbox.simulator.kube import PODS, PVCS, VOLUME_ATTACHMENTS
+from sandbox.simulator.logs import log_throttled
 from sandbox.simulator.model import ReplicationModel, Volume, VolumeKey
 from sandbox.simulator.schemas import (
     ClusterHealth,
@@ -137,8 +138,8 @@ class Simulator:
             started = time.monotonic()
             try:
                 self.tick()
-            except Exception:
-                log.exception("simulator tick failed")
+            except Exception as exc:
+                log_throttled(log, logging.ERROR, "simulator tick failed: %r", exc, exc_info=True)
             self._stop.wait(max(0.0, self._config.tick - (time.monotonic() - started)))
 
     def tick(self) -> None:
@@ -171,7 +172,7 @@ class Simulator:
                 self._mark(name, reachable=False, error=exc.message)
                 continue
             except Exception as exc:
-                log.exception("%s: polling failed", name)
+                log_throttled(log, logging.ERROR, "%s: polling failed: %r", name, exc, exc_info=True)
                 self._mark(name, reachable=False, error=str(exc))
                 continue
             self._mark(name, reachable=True, polled_at=now)
@@ -209,8 +210,9 @@ class Simulator:
             except ClusterUnreachableError as exc:
                 self._mark(name, reachable=False, error=exc.message)
                 return
-            except Exception:
-                log.exception("%s: %s failed", name, type(controller).__name__)
+            except Exception as exc:
+                message = "%s: %s failed: %r"
+                log_throttled(log, logging.ERROR, message, name, type(controller).__name__, exc, exc_info=True)
 
     def _final_sync_stalled(self, volume: Volume) -> bool:
         transfer = volume.final_sync

@@ -15,6 +15,7 @@ from functools import cached_property
 from clusters.api import ClusterApi, JsonObject, Resource
 from clusters.errors import ClusterUnreachableError, ObjectMissingError, OrchestratorError
 from sandbox.simulator.kube import PODS, PVCS, VOLUME_ATTACHMENTS, nested
+from sandbox.simulator.logs import log_throttled
 from sandbox.simulator.model import VolumeKey
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,7 @@ class Poller:
             except ObjectMissingError:
                 items = []  # the CRD is not installed: nothing to play
             except OrchestratorError as exc:
-                log.warning("%s: listing %s failed: %s", self.api.cluster, resource.kind, exc)
+                log_throttled(log, logging.WARNING, "%s: listing %s failed: %s", self.api.cluster, resource.kind, exc)
                 items = previous[1] if previous else []
             for item in items:
                 # LIST items of built-in kinds carry no apiVersion/kind; a later update needs them.

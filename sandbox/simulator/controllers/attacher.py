@@ -15,6 +15,7 @@ from clusters.api import JsonObject, Resource
 from clusters.errors import ClusterUnreachableError, OrchestratorError
 from sandbox.simulator.controllers.base import Context, Controller
 from sandbox.simulator.kube import PODS, VOLUME_ATTACHMENTS, nested
+from sandbox.simulator.logs import log_throttled
 from sandbox.simulator.model import VolumeKey
 from sandbox.simulator.view import ATTACHER, pod_active, pod_claims
 
@@ -57,7 +58,7 @@ class AttacherController(Controller):
             except ClusterUnreachableError:
                 raise
             except OrchestratorError as exc:
-                log.warning("%s: attaching %s failed: %s", ctx.cluster, pv, exc)
+                log_throttled(log, logging.WARNING, "%s: attaching %s failed: %s", ctx.cluster, pv, exc)
         for name in existing.keys() - wanted.keys():
             since = self._unused_since.setdefault((ctx.cluster, name), ctx.now)
             if ctx.now - since >= ctx.config.detach_delay:
@@ -66,7 +67,7 @@ class AttacherController(Controller):
                 except ClusterUnreachableError:
                     raise
                 except OrchestratorError as exc:
-                    log.warning("%s: detaching %s failed: %s", ctx.cluster, name, exc)
+                    log_throttled(log, logging.WARNING, "%s: detaching %s failed: %s", ctx.cluster, name, exc)
                     continue
                 self._unused_since.pop((ctx.cluster, name), None)
                 log.info("%s: detached %s", ctx.cluster, name)

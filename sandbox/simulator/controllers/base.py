@@ -20,6 +20,7 @@ from clusters.errors import ClusterUnreachableError, ConflictError, ObjectMissin
 from sandbox.simulator.config import SimulatorConfig
 from sandbox.simulator.faults import FaultRegistry
 from sandbox.simulator.kube import WITHOUT_STATUS_SUBRESOURCE, rfc3339
+from sandbox.simulator.logs import log_throttled
 from sandbox.simulator.model import ReplicationModel, SnapshotPoint, VolumeKey
 from sandbox.simulator.schemas import FaultKind, FaultState
 from sandbox.simulator.view import ClusterView
@@ -136,7 +137,7 @@ class Context:
         except ClusterUnreachableError:
             raise
         except OrchestratorError as exc:
-            log.warning("%s: recording an event failed: %s", self.cluster, exc)
+            log_throttled(log, logging.WARNING, "%s: recording an event failed: %s", self.cluster, exc)
 
     def update(self, resource: Resource, obj: JsonObject) -> JsonObject | None:
         """Replace the object (spec and metadata) as given; the updated object, or ``None``."""
@@ -152,7 +153,7 @@ class Context:
         except (ConflictError, ObjectMissingError) as exc:
             log.debug("%s: %s", self.cluster, exc)
         except OrchestratorError as exc:
-            log.warning("%s: writing %s failed: %s", self.cluster, resource.kind, exc)
+            log_throttled(log, logging.WARNING, "%s: writing %s failed: %s", self.cluster, resource.kind, exc)
         return None
 
 
@@ -207,8 +208,9 @@ def reconcile_each(
             reconcile_one(obj)
         except ClusterUnreachableError:
             raise
-        except Exception:
-            log.exception("%s: reconciling %s failed", ctx.cluster, object_ref(obj))
+        except Exception as exc:
+            message = "%s: reconciling %s failed: %r"
+            log_throttled(log, logging.ERROR, message, ctx.cluster, object_ref(obj), exc, exc_info=True)
     if ops is not None:
         ops.prune(ctx.cluster, (o["metadata"]["uid"] for o in items))
 

@@ -6,12 +6,26 @@ spec, so the first source of a fresh group is: the side whose RG status already 
 simulator), else the cluster named by the RG annotation ``sandbox.failover-orchestrator.io/initial-source``, else
 the first configured cluster.
 
-Action lifecycle: ``spec.action`` set -> ``status.state = <ACTION>_IN_PROGRESS`` -> after ``action_latency`` the
-driver call. Success: ``spec.action`` reset to ``""`` (written first, so that a ``Ready`` RG never still carries
-the action), then ``state Ready``, ``lastAction.condition = "Action <ACTION> succeeded"`` and a history entry. A
-retryable error keeps the state in progress with ``lastAction`` (condition "Action <ACTION> failed with error
-...", ``errorMessage``, ``firstFailure``) and retries every ``retry_interval`` for ``dell_error_after`` seconds;
-then, or at once for a permanent error, ``state Error`` with the same condition and ``spec.action`` reset.
+Action lifecycle (as upstream csm-replication): ``spec.action`` set -> ``status.state = <ACTION>_IN_PROGRESS``
+with ``lastAction`` cleared -> after ``action_latency`` the driver call. Success: ``spec.action`` reset to ``""``
+(written first, so that a ``Ready`` RG never still carries the action), then ``state Ready``,
+``lastAction.condition = "Action <ACTION> succeeded"`` and the same entry first in ``conditions`` (at most 20).
+A retryable error keeps the state in progress with ``lastAction`` = {condition "Action <ACTION> failed with
+error ...", ``errorMessage``, ``firstFailure``, ``time``} and retries every ``retry_interval`` for
+``dell_error_after`` seconds; then, or at once for a ``permanent`` fault, ``state Error`` with that condition,
+the history entry and ``spec.action`` reset. An unsupported action is reset to ``""`` with a Warning event and no
+status change; another action requested while one runs gets a Warning event and is dropped when the running one
+ends. ``remoteState`` mirrors the peer RG's ``status.state``.
+
+Actions: FAILOVER_REMOTE (on the source: demote, final sync, promote the peer; link FAILEDOVER),
+UNPLANNED_FAILOVER_LOCAL (on the target: promote with what it holds, even while the source is writable; link
+FAILEDOVER), REPROTECT_LOCAL (on the source: the peer is made read-only and resynced from it; link active again),
+SUSPEND, RESUME, SYNC (an immediate shipment).
+
+``replicationLinkState``: ``isSource`` = this side is writable; ``state`` UNKNOWN (with ``errorMessage``) while
+the peer site is down, else EMPTY (no PVCs), SUSPENDED, FAILEDOVER, SYNC_IN_PROGRESS (a final sync or resync
+runs), SYNCHRONIZED (shipments flow) or INVALID (two writable sides, or a diverged replica);
+``lastSuccessfulUpdate`` = the group's oldest last shipment (frozen under ``stop-lag-updates``).
 """
 
 from __future__ import annotations
