@@ -5,11 +5,12 @@ Resolution order for every binary:
 1. an explicit folder (``ORCHESTRATE_LAB_BIN`` or the ``bin_dir`` argument);
 2. ``KUBEBUILDER_ASSETS`` (envtest's convention);
 3. the per-version cache under ``$XDG_CACHE_HOME/failover-orchestrator/lab/<kubernetes version>/``;
-4. ``PATH`` (etcd from Debian's ``etcd-server`` lives there).
+4. ``PATH``, for the Kubernetes components and kwok only.
 
 What is still missing after that is built from the Go module proxy: the Kubernetes components through a small
-wrapper module (``sandbox/kubebuild``) whose ``go.mod`` is derived from the pinned release's own ``go.mod``, and
-kwok with ``go install``.
+wrapper module (``sandbox/kubebuild``) whose ``go.mod`` is derived from the pinned release's own ``go.mod``, etcd
+3.6 through a wrapper of its own (Debian's etcd 3.4 lacks what Kubernetes 1.36's watches need), and kwok with
+``go install``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 KUBERNETES_VERSION = "v1.36.3"
 KWOK_VERSION = "v0.8.0"
+ETCD_VERSION = "v3.6.16"
 
 KUBE_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 ALL_BINARIES = (*KUBE_COMPONENTS, "kwok", "etcd")
@@ -158,6 +160,26 @@ def build_kubernetes(version: str, out_dir: Path, components: tuple[str, ...] = 
     shutil.rmtree(work, ignore_errors=True)
 
 
+def build_etcd(version: str, out_dir: Path) -> None:
+    """Build etcd ``version`` into ``out_dir`` through a wrapper module (its own go.mod has local replaces).
+
+    Kubernetes 1.36's clients stream lists (WatchList), which needs etcd's RequestWatchProgress: Debian's etcd 3.4
+    lacks it and the controllers then notice changes only on relists, tens of seconds late.
+    """
+    env = _go_env()
+    work = out_dir.parent / f"{out_dir.name}-etcd-src"
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "etcd").mkdir(parents=True)
+    (work / "go.mod").write_text(
+        f"module failover-orchestrator/etcdbuild\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 {version}\n"
+    )
+    shutil.copy(_WRAPPER_SOURCES / "etcd" / "main.go", work / "etcd" / "main.go")
+    _run(["go", "mod", "tidy"], work, env)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _run(["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out_dir / "etcd"), "./etcd"], work, env)
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def build_kwok(version: str, out_dir: Path) -> None:
     """Install kwok ``version`` into ``out_dir`` with ``go install``."""
     env = _go_env()
@@ -225,11 +247,14 @@ def ensure_binaries(
         if not build:
             raise BinaryError(f"missing kwok; looked in {', '.join(map(str, folders))}")
         build_kwok(KWOK_VERSION, target)
+    if not any((folder / "etcd").is_file() for folder in folders):
+        if not build:
+            raise BinaryError(f"missing etcd {ETCD_VERSION}; looked in {', '.join(map(str, folders))}")
+        build_etcd(ETCD_VERSION, target)
     for name in ALL_BINARIES:
         found = find_binary(name, folders)
         if found is None:
-            hint = " (apt-get install etcd-server)" if name == "etcd" else ""
-            raise BinaryError(f"missing {name}{hint}; looked in {', '.join(map(str, folders))} and PATH")
+            raise BinaryError(f"missing {name}; looked in {', '.join(map(str, folders))} and PATH")
         paths[name] = found
     return LabBinaries(
         kube_apiserver=paths["kube-apiserver"],

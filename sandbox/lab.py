@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clusters.api import ClusterApi
 from clusters.kubeclient import close_api_client
 from sandbox.binaries import LabBinaries, ensure_binaries
 from sandbox.cluster import ClusterPorts, ClusterState, LabCluster, write_kubeconfig
 from sandbox.manifests import apply_manifests, crd_documents, wait_for_crds
 from sandbox.processes import free_port, port_is_free
+from sandbox.simulator_process import SimulatorProcess, SimulatorState
 from sandbox.temporal_server import TemporalDevServer, TemporalState
 
 DEFAULT_CLUSTERS = ("dc1", "dc2")
@@ -59,6 +61,8 @@ class LabSummary:
     clusters: dict[str, str]
     temporal_address: str | None
     temporal_ui: str | None
+    simulator_url: str | None = None
+    config_file: Path | None = None
 
 
 class Lab:
@@ -70,11 +74,15 @@ class Lab:
         clusters: Sequence[ClusterState],
         temporal: TemporalState | None,
         binaries: LabBinaries,
+        simulator: SimulatorState | None = None,
+        demo: bool = False,
     ) -> None:
         self.root = root
         self.binaries = binaries
         self.clusters = {state.name: LabCluster(state, root, binaries) for state in clusters}
         self.temporal = TemporalDevServer(temporal, root) if temporal else None
+        self.simulator = SimulatorProcess(simulator, root, self.kubeconfig, list(self.clusters)) if simulator else None
+        self.demo = demo
 
     # ----------------------------------------------------------------------------------------- construction
 
@@ -87,8 +95,21 @@ class Lab:
         temporal_port: int | None = None,
         temporal_ui_port: int | None = None,
         binaries: LabBinaries | None = None,
+        with_simulator: bool = True,
+        with_demo: bool = True,
     ) -> Lab:
-        """Plan a new lab; ports are free ones (Temporal gets 7233/8233 when asked and free)."""
+        """Plan a new lab; ports are free ones (Temporal gets 7233/8233 when asked and free).
+
+        Args:
+            root: the lab folder.
+            cluster_names: one control plane each.
+            with_temporal: start a Temporal dev server.
+            temporal_port: its frontend port.
+            temporal_ui_port: its Web UI port.
+            binaries: the lab binaries (found or built when omitted).
+            with_simulator: start the storage simulator process.
+            with_demo: install the demo groups and write ``orchestrate.yaml`` (needs the simulator).
+        """
         root = root or default_root()
         if (root / "state.json").exists():
             raise LabError(f"a lab is already recorded in {root}: run `orchestrate sandbox down` first")
@@ -105,7 +126,8 @@ class Lab:
             temporal = TemporalState(
                 port=port, ui_port=ui_port, http_port=free_port(taken), metrics_port=free_port(taken)
             )
-        return cls(root, clusters, temporal, binaries or ensure_binaries())
+        simulator = SimulatorState(port=free_port(taken)) if with_simulator else None
+        return cls(root, clusters, temporal, binaries or ensure_binaries(), simulator, with_demo and with_simulator)
 
     @classmethod
     def load(cls, root: Path | None = None) -> Lab:
@@ -117,7 +139,8 @@ class Lab:
         data = json.loads(state_file.read_text())
         clusters = [ClusterState.from_dict(c) for c in data["clusters"]]
         temporal = TemporalState(**data["temporal"]) if data.get("temporal") else None
-        return cls(root, clusters, temporal, ensure_binaries(build=False))
+        simulator = SimulatorState(**data["simulator"]) if data.get("simulator") else None
+        return cls(root, clusters, temporal, ensure_binaries(build=False), simulator, bool(data.get("demo")))
 
     def save(self) -> None:
         """Record ports and pids for later processes."""
@@ -125,6 +148,8 @@ class Lab:
         data = {
             "clusters": [c.state.to_dict() for c in self.clusters.values()],
             "temporal": self.temporal.state.to_dict() if self.temporal else None,
+            "simulator": self.simulator.state.to_dict() if self.simulator else None,
+            "demo": self.demo,
         }
         tmp = self.root / "state.json.tmp"
         tmp.write_text(json.dumps(data, indent=2))
@@ -158,7 +183,36 @@ class Lab:
         finally:
             self.save()
         self._write_kubeconfig()
+        if self.simulator:
+            self.simulator.start()
+            self.save()
+        if self.demo:
+            self.install_demo()
         return self.summary()
+
+    @property
+    def config_file(self) -> Path:
+        """The ``orchestrate.yaml`` the lab writes for its demo groups."""
+        return self.root / "orchestrate.yaml"
+
+    def install_demo(self) -> None:
+        """Create the demo groups, wait until each replicates, and write the configuration file."""
+        from sandbox.demo import demo_config, install_demo, wait_until_protected
+
+        primary, secondary = list(self.clusters)[:2]
+        apis = self.cluster_apis()
+        try:
+            install_demo(apis, primary, secondary)
+        finally:
+            for api in apis.values():
+                close_api_client(api.api_client)
+        address = self.temporal.state.address if self.temporal else "127.0.0.1:7233"
+        self.config_file.write_text(demo_config(self.kubeconfig, address, (primary, secondary)))
+        wait_until_protected(self.config_file)
+
+    def cluster_apis(self) -> dict[str, ClusterApi]:
+        """A :class:`ClusterApi` per cluster (the caller may close their clients)."""
+        return {name: ClusterApi(name, cluster.api_client()) for name, cluster in self.clusters.items()}
 
     def _start_cluster(self, cluster: LabCluster) -> None:
         cluster.start()
@@ -173,6 +227,8 @@ class Lab:
 
     def down(self, purge: bool = True) -> None:
         """Stop every process; with ``purge`` forget the lab (state, etcd data, Temporal history)."""
+        if self.simulator:
+            self.simulator.stop()
         if self.temporal:
             self.temporal.stop()
         for cluster in self.clusters.values():
@@ -196,6 +252,8 @@ class Lab:
             clusters={name: c.server for name, c in self.clusters.items()},
             temporal_address=self.temporal.state.address if self.temporal else None,
             temporal_ui=self.temporal.state.ui_url if self.temporal else None,
+            simulator_url=self.simulator.state.url if self.simulator else None,
+            config_file=self.config_file if self.demo else None,
         )
 
     def status(self) -> dict[str, Any]:
@@ -213,4 +271,8 @@ class Lab:
                 "ui": self.temporal.state.ui_url,
                 "running": self.temporal.running(),
             }
+        if self.simulator:
+            result["simulator"] = {"url": self.simulator.state.url, "running": self.simulator.running()}
+        if self.demo:
+            result["config"] = str(self.config_file)
         return result

@@ -1,0 +1,312 @@
+"""The demo data: one PostgreSQL-like group per backend, primary on the first cluster, replicating to the second.
+
+Each group lives in its own namespace on both clusters: a StatefulSet ``postgres`` (1 replica on the primary, 0 on
+the secondary) whose data, WAL and config PVCs exist on both sides (the replicated volumes), plus the backend's
+class and replication objects. :func:`demo_config` is the matching ``orchestrate.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from adapters.base import Backend
+from clusters.api import NAMESPACES, PVCS, STATEFULSETS, ClusterApi, JsonObject, Resource
+from clusters.errors import ConflictError
+
+VOLUMES = ("data", "wal", "config")
+APP = "postgres"
+DELL_GROUP_LABEL = "replication.storage.dell.com/replicationGroupName"
+INITIAL_SOURCE_ANNOTATION = "sandbox.failover-orchestrator.io/initial-source"
+
+CSI_VGRC = Resource(
+    "replication.storage.openshift.io",
+    "v1alpha1",
+    "volumegroupreplicationclasses",
+    "VolumeGroupReplicationClass",
+    namespaced=False,
+)
+CSI_VGR = Resource("replication.storage.openshift.io", "v1alpha1", "volumegroupreplications", "VolumeGroupReplication")
+UNIFIED_VGRC = Resource(
+    "replication.unified.io",
+    "v1alpha2",
+    "volumegroupreplicationclasses",
+    "VolumeGroupReplicationClass",
+    namespaced=False,
+)
+UNIFIED_VGR = Resource("replication.unified.io", "v1alpha2", "volumegroupreplications", "VolumeGroupReplication")
+SNAPSHOT_CLASS = Resource(
+    "snapshot.storage.k8s.io", "v1", "volumesnapshotclasses", "VolumeSnapshotClass", namespaced=False
+)
+TMR = Resource("trident.netapp.io", "v1", "tridentmirrorrelationships", "TridentMirrorRelationship")
+DELL_RG = Resource(
+    "replication.storage.dell.com", "v1", "dellcsireplicationgroups", "DellCSIReplicationGroup", namespaced=False
+)
+
+
+@dataclass(frozen=True)
+class DemoGroup:
+    """One demo protection group."""
+
+    name: str
+    backend: Backend
+
+    @property
+    def namespace(self) -> str:
+        """Each group has a namespace of its own name."""
+        return self.name
+
+    @property
+    def pvcs(self) -> tuple[str, ...]:
+        """The StatefulSet's PVC names for ordinal 0."""
+        return tuple(f"{volume}-{APP}-0" for volume in VOLUMES)
+
+    @property
+    def replication_name(self) -> str:
+        """The VGR name, or the RG name for PowerStore."""
+        return f"rg-{self.name}" if self.backend is Backend.POWERSTORE else APP
+
+
+DEMO_GROUPS = (
+    DemoGroup("pg-prod", Backend.CSI_ADDONS),
+    DemoGroup("pg-unified", Backend.UNIFIED),
+    DemoGroup("pg-trident", Backend.TRIDENT),
+    DemoGroup("pg-powerstore", Backend.POWERSTORE),
+)
+
+
+def _create(api: ClusterApi, resource: Resource, body: JsonObject, namespace: str | None = None) -> JsonObject:
+    """Create, or return the existing object (the demo can be installed twice)."""
+    try:
+        return api.create(resource, body, namespace)
+    except ConflictError:
+        return api.get(resource, body["metadata"]["name"], namespace)
+
+
+def _statefulset(replicas: int) -> JsonObject:
+    claim = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "1Gi"}},
+        "storageClassName": "kwok-volume",
+    }
+    return {
+        "metadata": {"name": APP, "labels": {"app": APP}},
+        "spec": {
+            "replicas": replicas,
+            "serviceName": APP,
+            "selector": {"matchLabels": {"app": APP}},
+            "template": {
+                "metadata": {"labels": {"app": APP}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "postgres",
+                            "image": "postgres:16",
+                            "volumeMounts": [{"name": v, "mountPath": f"/var/lib/postgresql/{v}"} for v in VOLUMES],
+                        }
+                    ]
+                },
+            },
+            "volumeClaimTemplates": [{"metadata": {"name": v, "labels": {"app": APP}}, "spec": claim} for v in VOLUMES],
+        },
+    }
+
+
+def _pvc(group: DemoGroup, name: str) -> JsonObject:
+    labels = {"app": APP}
+    if group.backend is Backend.POWERSTORE:
+        labels[DELL_GROUP_LABEL] = group.replication_name
+    return {
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "kwok-volume",
+            "resources": {"requests": {"storage": "1Gi"}},
+        },
+    }
+
+
+def install_group(apis: dict[str, ClusterApi], group: DemoGroup, primary: str, secondary: str) -> None:
+    """Create one group's namespace, PVCs, StatefulSet and replication objects on both clusters."""
+    pvc_uids: dict[str, dict[str, str]] = {}
+    for cluster in (primary, secondary):
+        api = apis[cluster]
+        _create(api, NAMESPACES, {"metadata": {"name": group.namespace}})
+        pvc_uids[cluster] = {
+            name: _create(api, PVCS, _pvc(group, name), group.namespace)["metadata"]["uid"] for name in group.pvcs
+        }
+        _create(api, STATEFULSETS, _statefulset(1 if cluster == primary else 0), group.namespace)
+    for cluster in (primary, secondary):
+        role = "primary" if cluster == primary else "secondary"
+        _install_replication(apis[cluster], group, cluster, role, primary, secondary, pvc_uids)
+
+
+def _install_replication(
+    api: ClusterApi,
+    group: DemoGroup,
+    cluster: str,
+    role: str,
+    primary: str,
+    secondary: str,
+    pvc_uids: dict[str, dict[str, str]],
+) -> None:
+    namespace = group.namespace
+    if group.backend is Backend.CSI_ADDONS:
+        _create(
+            api,
+            CSI_VGRC,
+            {
+                "metadata": {"name": "rbd-group"},
+                "spec": {"provisioner": "rbd.csi.ceph.com", "parameters": {"schedulingInterval": "1m"}},
+            },
+        )
+        _create(
+            api,
+            CSI_VGR,
+            {
+                "metadata": {"name": APP},
+                "spec": {
+                    "volumeGroupReplicationClassName": "rbd-group",
+                    "source": {"selector": {"matchLabels": {"app": APP}}},
+                    "replicationState": role,
+                    "autoResync": False,
+                },
+            },
+            namespace,
+        )
+    elif group.backend is Backend.UNIFIED:
+        _create(
+            api,
+            UNIFIED_VGRC,
+            {
+                "metadata": {"name": "unified-group"},
+                "spec": {"provisioner": "rbd.csi.ceph.com", "parameters": {"schedulingInterval": "1m"}},
+            },
+        )
+        _create(
+            api,
+            UNIFIED_VGR,
+            {
+                "metadata": {"name": APP},
+                "spec": {
+                    "volumeGroupReplicationClass": "unified-group",
+                    "selector": {"matchLabels": {"app": APP}},
+                    "replicationState": role,
+                    "autoResync": False,
+                },
+            },
+            namespace,
+        )
+    elif group.backend is Backend.TRIDENT:
+        _create(
+            api,
+            SNAPSHOT_CLASS,
+            {"metadata": {"name": "trident-snapshots"}, "driver": "csi.trident.netapp.io", "deletionPolicy": "Delete"},
+        )
+        for pvc in group.pvcs:
+            mapping: dict[str, Any] = {"localPVCName": pvc}
+            if role == "secondary":
+                uid = pvc_uids[primary][pvc].split("-")[0]
+                mapping["remoteVolumeHandle"] = f"svm-{primary}:trident_pvc_{uid}"
+            _create(
+                api,
+                TMR,
+                {
+                    "metadata": {"name": pvc},
+                    "spec": {
+                        "state": "promoted" if role == "primary" else "established",
+                        "replicationPolicy": "MirrorAllSnapshots",
+                        "replicationSchedule": "1m",
+                        "volumeMappings": [mapping],
+                    },
+                },
+                namespace,
+            )
+    else:
+        peer = secondary if cluster == primary else primary
+        _create(
+            api,
+            DELL_RG,
+            {
+                "metadata": {"name": group.replication_name, "annotations": {INITIAL_SOURCE_ANNOTATION: primary}},
+                "spec": {
+                    "driverName": "csi-powerstore.dellemc.com",
+                    "action": "",
+                    "remoteClusterId": peer,
+                    "protectionGroupId": f"pg-{cluster}-{group.name}",
+                    "remoteProtectionGroupId": f"pg-{peer}-{group.name}",
+                    "requestParametersClass": "powerstore-replication",
+                },
+            },
+        )
+
+
+def install_demo(apis: dict[str, ClusterApi], primary: str = "dc1", secondary: str = "dc2") -> None:
+    """Install every demo group."""
+    for group in DEMO_GROUPS:
+        install_group(apis, group, primary, secondary)
+
+
+def demo_config(kubeconfig: Path, temporal_address: str, clusters: tuple[str, str] = ("dc1", "dc2")) -> str:
+    """The ``orchestrate.yaml`` of the demo groups."""
+    groups = []
+    for group in DEMO_GROUPS:
+        replication: dict[str, Any] = {"pvcs": list(group.pvcs)}
+        if group.backend is Backend.TRIDENT:
+            replication["snapshot_class"] = "trident-snapshots"
+        else:
+            replication["name"] = group.replication_name
+        groups.append(
+            {
+                "name": group.name,
+                "namespace": group.namespace,
+                "backend": group.backend.value,
+                "clusters": list(clusters),
+                "replication": replication,
+                "workloads": [{"kind": "StatefulSet", "name": APP, "replicas": 1}],
+                "rpo": "5m",
+                "timeouts": {
+                    "quiesce": "2m",
+                    "demote": "2m",
+                    "final_sync": "5m",
+                    "promote": "2m",
+                    "start": "3m",
+                    "reprotect": "5m",
+                },
+            }
+        )
+    document = {
+        "temporal": {"address": temporal_address, "namespace": "default", "task_queue": "failover-orchestrator"},
+        "clusters": [{"name": c, "site": c, "kubeconfig": str(kubeconfig), "context": c} for c in clusters],
+        "groups": groups,
+    }
+    return "# Written by `orchestrate sandbox up` for the lab's demo groups.\n" + yaml.safe_dump(
+        document, sort_keys=False
+    )
+
+
+def wait_until_protected(config_file: Path, timeout: float = 90.0) -> None:
+    """Wait until every configured group has one current Primary and a Secondary that follows it."""
+    from adapters.base import Role
+    from adapters.registry import adapter_for
+    from clusters.registry import ClusterRegistry
+    from orchestrate.config import load_config
+    from sandbox.processes import wait_until
+
+    config = load_config(config_file)
+    registry = ClusterRegistry(config.clusters)
+    try:
+        for group in config.groups:
+            adapters = [adapter_for(registry.api(c), group.replication_target(c)) for c in group.clusters]
+
+            def protected() -> bool:
+                statuses = [adapter.observe() for adapter in adapters]  # noqa: B023 - used at once
+                roles = sorted(s.role for s in statuses if s.current)
+                return roles == [Role.PRIMARY, Role.SECONDARY] and all(s.failure is None for s in statuses)
+
+            wait_until(protected, f"demo group {group.name} replicating", timeout)
+    finally:
+        registry.close()
