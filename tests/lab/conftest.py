@@ -76,7 +76,7 @@ def simulator(lab: Lab) -> Iterator[SimulatorService]:
     """
     api_clients = {name: lab.cluster(name).api_client() for name in ("dc1", "dc2")}
     apis = {name: ClusterApi(name, api_client) for name, api_client in api_clients.items()}
-    service = SimulatorService(apis, SimulatorConfig(idle_poll_interval=0.3)).start()
+    service = SimulatorService(apis, SimulatorConfig(tick=0.1, idle_poll_interval=0.3)).start()
     try:
         yield service
     finally:
