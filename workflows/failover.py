@@ -259,6 +259,12 @@ class GroupFailoverWorkflow:
         if request.target is not None and request.target not in clusters:
             return f"unknown target {request.target!r}: group {request.group.name} lives on {', '.join(clusters)}"
         primaries = roles.primaries()
+        if roles.unreachable and request.operation is not Operation.UNPLANNED:
+            lost = ", ".join(roles.unreachable)
+            return (
+                f"{lost} does not answer: a planned failover needs both sites; if {lost} is lost, run "
+                f"`orchestrate failover --group {request.group.name} --unplanned`"
+            )
         if request.operation is Operation.UNPLANNED:
             target = request.target
             if target is None:

@@ -13,6 +13,8 @@ from orchestrate.output import console, emit_json, fail
 from sandbox.binaries import BinaryError
 from sandbox.lab import DEFAULT_TEMPORAL_PORT, DEFAULT_TEMPORAL_UI_PORT, Lab, LabError, default_root
 from sandbox.processes import LabProcessError
+from sandbox.simulator.client import SimulatorClient
+from sandbox.simulator.schemas import FaultKind
 
 app = typer.Typer(
     help="The local lab: two real Kubernetes control planes, a Temporal dev server.", no_args_is_help=True
@@ -124,6 +126,106 @@ def start_apiserver(
 ) -> None:
     """Start a stopped kube-apiserver again."""
     _toggle_apiserver(root, cluster, start=True)
+
+
+fault_app = typer.Typer(
+    help="Inject storage faults into the lab's simulator (per group, optionally per cluster).", no_args_is_help=True
+)
+app.add_typer(fault_app, name="fault")
+
+FAULT_KINDS = ", ".join(kind.value for kind in FaultKind)
+
+
+def _simulator(root: Path | None) -> tuple[Lab, SimulatorClient]:
+    try:
+        lab = Lab.load(root)
+    except (LabError, BinaryError) as exc:
+        fail(str(exc), ExitCode.ERROR)
+    if lab.simulator is None:
+        fail("this lab runs no storage simulator", ExitCode.ERROR)
+    return lab, SimulatorClient(lab.simulator.state.url)
+
+
+@fault_app.command("add")
+def fault_add(
+    kind: Annotated[str, typer.Argument(help=f"One of: {FAULT_KINDS}.")],
+    group: Annotated[str, typer.Option("--group", "-g", help="The group (its namespace, or a Dell RG name).")],
+    cluster: Annotated[str | None, typer.Option(help="Only on this cluster.")] = None,
+    times: Annotated[
+        int | None, typer.Option(help="Fail this many times, then succeed (default: until cleared).")
+    ] = None,
+    permanent: Annotated[bool, typer.Option(help="Dell: fail with state Error at once instead of retrying.")] = False,
+    root: RootOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Inject a fault."""
+    if kind not in {k.value for k in FaultKind}:
+        fail(f"unknown fault {kind!r}; known faults: {FAULT_KINDS}", ExitCode.BAD_INPUT, as_json=as_json)
+    _, simulator = _simulator(root)
+    state = simulator.add_fault(group, kind, cluster=cluster, times=times, permanent=permanent)
+    if as_json:
+        emit_json(state.model_dump(mode="json"))
+    else:
+        console.print(f"fault added: {state.model_dump(mode='json')}")
+
+
+@fault_app.command("list")
+def fault_list(root: RootOption = None, as_json: JsonOption = False) -> None:
+    """Show the injected faults."""
+    _, simulator = _simulator(root)
+    faults = [f.model_dump(mode="json") for f in simulator.faults()]
+    if as_json:
+        emit_json(faults)
+    else:
+        console.print("\n".join(str(fault) for fault in faults) or "no faults")
+
+
+@fault_app.command("clear")
+def fault_clear(
+    group: Annotated[str | None, typer.Option("--group", "-g", help="Only this group's faults.")] = None,
+    root: RootOption = None,
+) -> None:
+    """Remove injected faults (all, or one group's)."""
+    _, simulator = _simulator(root)
+    console.print(f"removed {simulator.remove_faults(group)} fault(s)")
+
+
+@app.command("site-down")
+def site_down(
+    cluster: Annotated[str, typer.Argument(help="The site to lose (e.g. dc1).")], root: RootOption = None
+) -> None:
+    """Lose a site: its storage stops (no writes, no shipments) and its kube-apiserver is killed."""
+    lab, simulator = _simulator(root)
+    simulator.site_down(lab.cluster(cluster).name)
+    _toggle_apiserver(root, cluster, start=False)
+
+
+@app.command("site-up")
+def site_up(cluster: Annotated[str, typer.Argument(help="The site that returns.")], root: RootOption = None) -> None:
+    """Bring a lost site back: its kube-apiserver starts again and its storage resumes."""
+    lab, simulator = _simulator(root)
+    _toggle_apiserver(root, cluster, start=True)
+    simulator.site_up(lab.cluster(cluster).name)
+
+
+@app.command()
+def ledger(
+    group: Annotated[str | None, typer.Option("--group", "-g", help="Only this group's namespace.")] = None,
+    root: RootOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The simulator's write ledger: acknowledged, replicated and lost writes per volume."""
+    _, simulator = _simulator(root)
+    report = simulator.ledger(group)
+    if as_json:
+        emit_json(report.model_dump(mode="json"))
+        return
+    for volume in report.volumes:
+        console.print(
+            f"{volume.namespace}/{volume.pvc}: writable on {', '.join(volume.writable) or 'none'}; acknowledged "
+            f"{volume.acknowledged}, on the replica {volume.applied_on_replica}, lost at promotion "
+            f"{volume.lost_at_promotion}"
+        )
 
 
 def _toggle_apiserver(root: Path | None, name: str, *, start: bool) -> None:
