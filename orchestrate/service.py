@@ -24,6 +24,7 @@ from workflows import visibility
 from workflows.failover import GroupFailoverWorkflow
 from workflows.groups import GroupConfig
 from workflows.models import FailoverRequest, FailoverResult, Operation, Phase, Progress
+from workflows.monitor import GroupMonitorWorkflow, MonitorInput, MonitorState, monitor_id
 
 EXECUTION_TIMEOUT = timedelta(days=30)
 """Generous: fence-on-return may wait days for a lost site; the timeout only stops a workflow that loops."""
@@ -74,6 +75,10 @@ async def start_operation(
         GroupBusyError: without ``join_running``, when an operation already runs on the group.
     """
     group = request.group
+    if request.operation is Operation.UNPLANNED and request.last_sync_seen is None:
+        seen = await monitor_state(client, group.name)
+        if seen is not None and seen.last_sync_seen is not None:
+            request = request.model_copy(update={"last_sync_seen": seen.last_sync_seen})
     target_site = config.cluster(request.target).site if request.target else ""
     attributes = TypedSearchAttributes(
         [
@@ -104,6 +109,30 @@ async def start_operation(
         if error.status is not RPCStatusCode.ALREADY_EXISTS:
             raise
     raise GroupBusyError(group.name, await running_progress(client, group.name))
+
+
+async def monitor_state(client: Client, group: str) -> MonitorState | None:
+    """What the group's monitor saw last, or ``None`` when no monitor runs."""
+    handle = client.get_workflow_handle_for(GroupMonitorWorkflow.run, monitor_id(group))
+    try:
+        return await handle.query(GroupMonitorWorkflow.seen)
+    except RPCError as error:
+        if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            return None
+        raise
+
+
+async def ensure_monitors(client: Client, config: OrchestratorConfig) -> None:
+    """Start every configured group's monitor unless it already runs."""
+    for group in config.groups:
+        await client.start_workflow(
+            GroupMonitorWorkflow.run,
+            MonitorInput(group=group),
+            id=monitor_id(group.name),
+            task_queue=config.temporal.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=f"monitor of {group.name}: remembers the last completed sync",
+        )
 
 
 async def running_progress(client: Client, group: str) -> Progress | None:

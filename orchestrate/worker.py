@@ -21,8 +21,10 @@ from temporalio.worker import Worker
 from activities.failover import FailoverActivities
 from clusters.registry import ClusterRegistry
 from orchestrate.config import OrchestratorConfig
+from orchestrate.service import ensure_monitors
 from orchestrate.temporal_client import connect
 from workflows.failover import GroupFailoverWorkflow
+from workflows.monitor import GroupMonitorWorkflow
 
 MAX_CONCURRENT_ACTIVITIES = 32
 
@@ -56,7 +58,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=config.temporal.task_queue,
-        workflows=[GroupFailoverWorkflow],
+        workflows=[GroupFailoverWorkflow, GroupMonitorWorkflow],
         activities=activity_functions(activities),
         activity_executor=executor,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
@@ -75,6 +77,7 @@ async def run_worker(config: OrchestratorConfig, ready: Callable[[], None] | Non
     try:
         with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES) as executor:
             async with build_worker(client, config, registry, executor):
+                await ensure_monitors(client, config)
                 if ready is not None:
                     ready()
                 await stop.wait()

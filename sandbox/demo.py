@@ -268,6 +268,7 @@ def demo_config(kubeconfig: Path, temporal_address: str, clusters: tuple[str, st
                 "replication": replication,
                 "workloads": [{"kind": "StatefulSet", "name": APP, "replicas": 1}],
                 "rpo": "5m",
+                "monitor_interval": "1s",
                 "timeouts": {
                     "quiesce": "2m",
                     "demote": "2m",

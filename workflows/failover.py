@@ -122,6 +122,7 @@ class GroupFailoverWorkflow:
         self._findings: tuple[Finding, ...] = ()
         self._lag: float | None = None
         self._loss_window: float | None = None
+        self._last_sync: datetime | None = None
         self._approval_pending = False
         self._approved_by: str | None = None
         self._aborted_by: str | None = None
@@ -148,6 +149,7 @@ class GroupFailoverWorkflow:
             lag_seconds=self._lag,
             rpo_seconds=request.group.rpo.total_seconds(),
             data_loss_window_seconds=self._loss_window,
+            last_sync_seen=self._last_sync,
             approval_pending=self._approval_pending,
             approved_by=self._approved_by,
             aborted_by=self._aborted_by,
@@ -429,6 +431,10 @@ class GroupFailoverWorkflow:
                     cancellable=False,
                 )
             self._set_phase(Phase.PROMOTING, f"promoting {target} (unplanned: {source} is lost)")
+            # The window is measured at the promotion: what the target holds then is what survives.
+            self._last_sync = self._last_sync_seen(report, request)
+            if self._last_sync is not None:
+                self._loss_window = max(0.0, (workflow.now() - self._last_sync).total_seconds())
             await self._step(
                 "promote",
                 target,
@@ -437,7 +443,7 @@ class GroupFailoverWorkflow:
                 cancellable=False,
             )
             self._point_of_no_return = True
-            status: ReplicationStatus = await self._step(
+            await self._step(
                 "wait for promotion",
                 target,
                 "wait_promoted",
@@ -450,10 +456,6 @@ class GroupFailoverWorkflow:
                 Phase.NEEDS_ATTENTION,
                 f"unplanned failover of {group.name} to {target} did not complete: {failure}",
             )
-        del status
-        last_sync = self._last_sync_seen(report)
-        if last_sync is not None:
-            self._loss_window = max(0.0, (workflow.now() - last_sync).total_seconds())
         replicas = {w.name: w.replicas for w in group.workloads}
         return await self._after_promotion(
             request,
@@ -466,12 +468,15 @@ class GroupFailoverWorkflow:
         )
 
     @staticmethod
-    def _last_sync_seen(report: PreflightReport) -> datetime | None:
+    def _last_sync_seen(report: PreflightReport, request: FailoverRequest) -> datetime | None:
+        """The newest completed sync anyone saw: the sides' own reports, or the group monitor's memory."""
         times = [
             s.last_sync_time
             for s in (report.source_status, report.target_status)
             if s is not None and s.last_sync_time is not None
         ]
+        if request.last_sync_seen is not None:
+            times.append(request.last_sync_seen)
         return max(times) if times else None
 
     async def _fence_on_return(self, request: FailoverRequest, source: str, target: str) -> None:

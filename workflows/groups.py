@@ -141,6 +141,7 @@ class GroupConfig(_Model):
     hooks: Hooks = Hooks()
     approval: ApprovalPolicy = ApprovalPolicy()
     priority: int = Field(default=100, ge=0)
+    monitor_interval: Duration = timedelta(seconds=30)
 
     @model_validator(mode="after")
     def _backend_needs(self) -> GroupConfig:

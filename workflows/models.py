@@ -84,6 +84,8 @@ class FailoverRequest(Frozen):
         triggered_by: who started it (``cli:<user>``, ``alertmanager:<alert>``).
         fence_poll_initial: first wait between fence-on-return probes (doubles up to ``fence_poll_max``).
         fence_poll_max: longest wait between fence-on-return probes.
+        last_sync_seen: the newest completed sync the group's monitor saw (the data-loss window of an unplanned
+            failover is measured from it when the lost primary was the only side reporting sync times).
     """
 
     group: GroupConfig
@@ -95,6 +97,7 @@ class FailoverRequest(Frozen):
     triggered_by: str = "cli"
     fence_poll_initial: timedelta = timedelta(seconds=5)
     fence_poll_max: timedelta = timedelta(minutes=10)
+    last_sync_seen: datetime | None = None
 
 
 class StepRecord(Frozen):
@@ -131,6 +134,7 @@ class Progress(Frozen):
     lag_seconds: float | None = None
     rpo_seconds: float
     data_loss_window_seconds: float | None = None
+    last_sync_seen: datetime | None = None
     approval_pending: bool = False
     approved_by: str | None = None
     aborted_by: str | None = None

@@ -240,6 +240,9 @@ def render_result(result: FailoverResult) -> None:
     if progress.lag_seconds is not None:
         console.print(f"   lag before the operation: {progress.lag_seconds:.1f}s (RPO {progress.rpo_seconds:.0f}s)")
     if progress.data_loss_window_seconds is not None:
-        console.print(f"   data-loss window: {progress.data_loss_window_seconds:.1f}s (since the last completed sync)")
+        since = f" at {progress.last_sync_seen.isoformat()}" if progress.last_sync_seen else ""
+        console.print(
+            f"   data-loss window: {progress.data_loss_window_seconds:.1f}s (since the last completed sync{since})"
+        )
     if progress.compensated:
         console.print(f"   undone: {', '.join(progress.compensated)}")

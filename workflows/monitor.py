@@ -1,0 +1,91 @@
+"""The group monitor workflow: remembers the last completed sync seen on a group's primary.
+
+csi-addons and unified report ``lastSyncTime`` on the primary side only, so once the primary's site is lost
+nobody can read it any more. The monitor (workflow id ``monitor/<group>``, started by every worker) observes both
+sides every ``monitor_interval`` and keeps the newest sync time; an unplanned failover reads it to report its
+data-loss window. It continues as new every few hundred observations to keep its history short.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.groups import GroupConfig
+    from workflows.models import Frozen, RolesInput, RolesReport
+
+OBSERVATIONS_PER_RUN = 300
+
+
+def monitor_id(group: str) -> str:
+    """The id of a group's monitor."""
+    return f"monitor/{group}"
+
+
+class MonitorInput(Frozen):
+    """The monitor's input (and what it carries across continue-as-new)."""
+
+    group: GroupConfig
+    last_sync_seen: datetime | None = None
+    primary: str | None = None
+
+
+class MonitorState(Frozen):
+    """The answer of the ``seen`` query."""
+
+    group: str
+    last_sync_seen: datetime | None
+    primary: str | None
+    observed_at: datetime | None
+    unreachable: tuple[str, ...] = ()
+
+
+@workflow.defn(name="GroupMonitor")
+class GroupMonitorWorkflow:
+    """Observe a group periodically and remember its last sync."""
+
+    def __init__(self) -> None:
+        self._state: MonitorState | None = None
+
+    @workflow.query
+    def seen(self) -> MonitorState | None:
+        """The newest observation."""
+        return self._state
+
+    @workflow.run
+    async def run(self, request: MonitorInput) -> None:
+        """Observe until continue-as-new."""
+        last_sync, primary = request.last_sync_seen, request.primary
+        self._state = MonitorState(
+            group=request.group.name, last_sync_seen=last_sync, primary=primary, observed_at=None
+        )
+        for _ in range(OBSERVATIONS_PER_RUN):
+            try:
+                report: RolesReport = await workflow.execute_activity(
+                    "observe_roles",
+                    RolesInput(group=request.group),
+                    result_type=RolesReport,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=RetryPolicy(maximum_attempts=1),
+                )
+            except ActivityError:  # one failed observation changes nothing; the next one may succeed
+                report = RolesReport(statuses={})
+            times = [s.last_sync_time for s in report.statuses.values() if s.last_sync_time is not None]
+            if times:
+                last_sync = max([*times, *([last_sync] if last_sync else [])])
+            primaries = report.primaries()
+            if len(primaries) == 1:
+                primary = primaries[0]
+            self._state = MonitorState(
+                group=request.group.name,
+                last_sync_seen=last_sync,
+                primary=primary,
+                observed_at=workflow.now(),
+                unreachable=report.unreachable,
+            )
+            await workflow.sleep(request.group.monitor_interval, summary="next observation")
+        workflow.continue_as_new(MonitorInput(group=request.group, last_sync_seen=last_sync, primary=primary))
