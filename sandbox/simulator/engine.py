@@ -251,7 +251,7 @@ class Simulator:
         """
         self._check_cluster(spec.cluster)
         with self._lock:
-            log.info("fault injected: %s", spec.model_dump(exclude_none=True))
+            log.info("fault injected: %s", spec.model_dump(mode="json", exclude_none=True))
             return self.faults.add(spec)
 
     def remove_faults(self, group: str | None = None, cluster: str | None = None, kind: FaultKind | None = None) -> int:

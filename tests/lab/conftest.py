@@ -73,7 +73,12 @@ def simulator(lab: Lab) -> Iterator[SimulatorService]:
     """The storage simulator, in-process, playing dc1 and dc2 with fast timings; its control API on a free port.
 
     ``simulator.simulator.api("dc1")`` is a ClusterApi of the lab cluster; ``simulator.client()`` a control client.
+    The lab's own simulator process, when it runs one, is paused meanwhile (two simulators would fight over the
+    same objects) and restarted afterwards with a fresh ledger.
     """
+    paused = lab.simulator is not None and lab.simulator.running()
+    if paused and lab.simulator is not None:
+        lab.simulator.stop()
     api_clients = {name: lab.cluster(name).api_client() for name in ("dc1", "dc2")}
     apis = {name: ClusterApi(name, api_client) for name, api_client in api_clients.items()}
     service = SimulatorService(apis, SimulatorConfig(tick=0.1, idle_poll_interval=0.3)).start()
@@ -83,3 +88,5 @@ def simulator(lab: Lab) -> Iterator[SimulatorService]:
         service.stop()
         for api_client in api_clients.values():
             close_api_client(api_client)
+        if paused and lab.simulator is not None:
+            lab.simulator.start()
