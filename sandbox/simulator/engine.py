@@ -323,7 +323,7 @@ class Simulator:
                 for v in self.model.volumes()
                 if namespace is None or v.key.namespace == namespace
             ]
-            return Ledger(time=datetime.now(UTC), sites=dict(self.model.site_up), volumes=volumes)
+            return Ledger(time=_utc(self._clock()), sites=dict(self.model.site_up), volumes=volumes)
 
     def _volume_ledger(self, volume: Volume) -> VolumeLedger:
         writable = volume.writable_sides()
