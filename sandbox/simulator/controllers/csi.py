@@ -135,13 +135,16 @@ class CsiReplicationController(Controller):
                     next_attempt=ctx.now + latency,
                 ),
             )
-        if ctx.now >= op.next_attempt and self._needs_attempt(ctx, op, keys):
-            op.failure = self._attempt(ctx, op, keys)
-            if op.failure is None:
-                op.completed = op.completed or ctx.now
-                op.next_attempt = ctx.now
-            else:
-                op.next_attempt = ctx.now + ctx.config.retry_interval
+        if ctx.now >= op.next_attempt:
+            if self._needs_attempt(ctx, op, keys):
+                op.failure = self._attempt(ctx, op, keys)
+                if op.failure is None:
+                    op.completed = op.completed or ctx.now
+                    op.next_attempt = ctx.now
+                else:
+                    op.next_attempt = ctx.now + ctx.config.retry_interval
+            elif op.completed is not None:
+                op.failure = None  # what a later pass failed to do is no longer needed
         if op.completed is None and op.failure is None:
             return  # nothing observed for this generation yet: the status stays stale on purpose
         status = self._render(ctx, flavor, obj, op, keys)
