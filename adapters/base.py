@@ -27,6 +27,15 @@ class Backend(StrEnum):
     TRIDENT = "trident"
     POWERSTORE = "powerstore"
 
+    @property
+    def old_source_primary_until_reprotect(self) -> bool:
+        """Trident: a planned promotion leaves the old source ``promoted`` until it is reestablished.
+
+        The workflow reestablishes such a source right after the target's promotion, before any workload starts,
+        so that the window with two promoted sides holds no running application.
+        """
+        return self is Backend.TRIDENT
+
 
 class Role(StrEnum):
     """The replication role of one side."""

@@ -371,7 +371,10 @@ class GroupFailoverWorkflow:
         source_lost: bool = False,
     ) -> FailoverResult:
         group = request.group
+        reprotect_first = not source_lost and group.backend.old_source_primary_until_reprotect
         try:
+            if reprotect_first:
+                await self._reprotect(request, source, target, resync=reprotect_resync)
             self._set_phase(Phase.STARTING, f"starting workloads on {target}")
             await self._step(
                 "start workloads", target, "start_workloads", ScaleInput(group=group, cluster=target, replicas=replicas)
@@ -386,7 +389,7 @@ class GroupFailoverWorkflow:
             await self._hooks(request, "post", source, target)
             if source_lost:
                 await self._fence_on_return(request, source, target)
-            else:
+            elif not reprotect_first:
                 await self._reprotect(request, source, target, resync=reprotect_resync)
         except StepFailedError as failure:
             return self._end(

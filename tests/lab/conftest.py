@@ -1,4 +1,4 @@
-"""Lab-tier fixtures: one two-cluster lab (dc1, dc2) of real control planes for the whole test session."""
+"""Lab-tier fixtures: one two-cluster lab (dc1, dc2) of real control planes for the tests/lab package."""
 
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ from sandbox.simulator.config import SimulatorConfig
 from sandbox.simulator.server import SimulatorService
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     root: Path = tmp_path_factory.mktemp("lab")
-    lab = Lab.create(root, with_temporal=False)
+    # The tests here run the simulator in-process (see the `simulator` fixture): the lab starts none of its own.
+    lab = Lab.create(root, with_temporal=False, with_simulator=False, with_demo=False)
     try:
         lab.up()
         yield lab
@@ -31,12 +32,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         lab.down(purge=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def dc1(lab: Lab) -> LabCluster:
     return lab.cluster("dc1")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def dc2(lab: Lab) -> LabCluster:
     return lab.cluster("dc2")
 
@@ -73,12 +74,9 @@ def simulator(lab: Lab) -> Iterator[SimulatorService]:
     """The storage simulator, in-process, playing dc1 and dc2 with fast timings; its control API on a free port.
 
     ``simulator.simulator.api("dc1")`` is a ClusterApi of the lab cluster; ``simulator.client()`` a control client.
-    The lab's own simulator process, when it runs one, is paused meanwhile (two simulators would fight over the
-    same objects) and restarted afterwards with a fresh ledger.
+    The `lab` fixture starts no simulator process of its own, so this one is alone on the clusters.
     """
-    paused = lab.simulator is not None and lab.simulator.running()
-    if paused and lab.simulator is not None:
-        lab.simulator.stop()
+    assert lab.simulator is None
     api_clients = {name: lab.cluster(name).api_client() for name in ("dc1", "dc2")}
     apis = {name: ClusterApi(name, api_client) for name, api_client in api_clients.items()}
     service = SimulatorService(apis, SimulatorConfig(tick=0.1, idle_poll_interval=0.3)).start()
@@ -88,5 +86,3 @@ def simulator(lab: Lab) -> Iterator[SimulatorService]:
         service.stop()
         for api_client in api_clients.values():
             close_api_client(api_client)
-        if paused and lab.simulator is not None:
-            lab.simulator.start()

@@ -1,0 +1,250 @@
+"""End-to-end fixtures: a full lab (dc1, dc2, Temporal, storage simulator, the demo groups), a worker process, the
+real ``orchestrate`` CLI, and an invariant sampler that runs beside every scenario.
+
+The lab lives for the whole tests/e2e package; each test starts from the demo groups protected with dc1 Primary
+(a fixture fails any group that a previous test left elsewhere back to dc1 first).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.base import Role
+from adapters.registry import adapter_for
+from clusters.errors import OrchestratorError
+from clusters.registry import ClusterRegistry
+from clusters.workloads import WorkloadRef, running_pods
+from orchestrate.config import OrchestratorConfig, load_config
+from sandbox.lab import Lab
+from sandbox.processes import wait_until
+from sandbox.simulator.client import SimulatorClient
+
+ORCHESTRATE = str(Path(sys.executable).parent / "orchestrate")
+
+
+@dataclass
+class CliResult:
+    """One run of the real CLI."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@dataclass
+class FullLab:
+    """The lab, its configuration and a way to run the CLI and the worker against it."""
+
+    lab: Lab
+    config: OrchestratorConfig
+    simulator: SimulatorClient
+    env: dict[str, str]
+    worker_log: Path
+    worker: subprocess.Popen[bytes] | None = None
+
+    def cli(self, *args: str, timeout: float = 240) -> CliResult:
+        """Run ``orchestrate ARGS`` and return its exit code and output."""
+        done = subprocess.run(
+            [ORCHESTRATE, *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        return CliResult(done.returncode, done.stdout, done.stderr)
+
+    def cli_background(self, *args: str) -> subprocess.Popen[str]:
+        """Start ``orchestrate ARGS`` without waiting."""
+        return subprocess.Popen(
+            [ORCHESTRATE, *args], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    def start_worker(self) -> None:
+        """Start ``orchestrate worker`` (if not running) and wait until it is ready."""
+        if self.worker is not None and self.worker.poll() is None:
+            return
+        log = self.worker_log.open("ab")
+        self.worker = subprocess.Popen(
+            [ORCHESTRATE, "worker"], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        wait_until(
+            lambda: "worker ready" in self.worker_log.read_text(errors="replace").split("=== start")[-1],
+            "orchestrate worker ready",
+            timeout=60,
+            pid=self.worker.pid,
+            log_file=self.worker_log,
+        )
+
+    def kill_worker(self) -> None:
+        """SIGKILL the worker process, as a crash would."""
+        assert self.worker is not None
+        os.killpg(self.worker.pid, signal.SIGKILL)
+        self.worker.wait(timeout=10)
+        with self.worker_log.open("a") as log:
+            log.write("\n=== start (after SIGKILL)\n")
+
+
+@pytest.fixture(scope="package")
+def full_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FullLab]:
+    root = tmp_path_factory.mktemp("e2e-lab")
+    lab = Lab.create(root)
+    try:
+        lab.up()
+        env = {
+            **os.environ,
+            "ORCHESTRATE_CONFIG": str(lab.config_file),
+            "ORCHESTRATE_LAB_DIR": str(root),
+            "COLUMNS": "200",
+            "NO_COLOR": "1",
+        }
+        assert lab.simulator is not None
+        full = FullLab(
+            lab=lab,
+            config=load_config(lab.config_file),
+            simulator=SimulatorClient(lab.simulator.state.url),
+            env=env,
+            worker_log=root / "worker.log",
+        )
+        full.worker_log.write_text("=== start\n")
+        full.start_worker()
+        yield full
+        if full.worker is not None and full.worker.poll() is None:
+            os.killpg(full.worker.pid, signal.SIGTERM)
+            full.worker.wait(timeout=30)
+    finally:
+        lab.down(purge=True)
+
+
+@dataclass
+class InvariantSampler:
+    """Samples the safety invariants of one group every ``interval`` seconds while a scenario runs.
+
+    Violations: two sides reporting Primary while both answer (outside the unplanned failover's documented
+    exception, which the test declares with ``allow_lost_primary``), and the application running on both sites.
+    Trident's planned handover promotes the target before the old source can be reestablished; that moment is
+    allowed only while the application runs nowhere (the workflow reestablishes the source before starting it).
+    """
+
+    lab: FullLab
+    group: str
+    interval: float = 0.2
+    allow_lost_primary: str | None = None
+    violations: list[str] = field(default_factory=list)
+    samples: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> InvariantSampler:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        config = self.lab.config
+        group = config.group(self.group)
+        registry = ClusterRegistry(config.clusters)
+        try:
+            while not self._stop.is_set():
+                self._sample(registry, group)
+                self._stop.wait(self.interval)
+        finally:
+            registry.close()
+
+    def _sample(self, registry: ClusterRegistry, group: Any) -> None:
+        roles: dict[str, Role] = {}
+        running: dict[str, list[str]] = {}
+        for cluster in group.clusters:
+            try:
+                api = registry.api(cluster)
+                roles[cluster] = adapter_for(api, group.replication_target(cluster)).observe().role
+                running[cluster] = [
+                    pod
+                    for w in group.workloads
+                    for pod in running_pods(api, group.namespace, WorkloadRef(kind=w.kind, name=w.name))
+                ]
+            except OrchestratorError:
+                continue  # an unreachable side is not a second primary the orchestrator could see
+        self.samples += 1
+        primaries = sorted(c for c, r in roles.items() if r is Role.PRIMARY and c != self.allow_lost_primary)
+        both_running = [c for c, pods in running.items() if pods and c != self.allow_lost_primary]
+        stamp = time.strftime("%H:%M:%S")
+        quiesced_handover = group.backend.old_source_primary_until_reprotect and not any(running.values())
+        if len(primaries) > 1 and not quiesced_handover:
+            self.violations.append(f"{stamp} two Primary replicas: {primaries}")
+        if len(both_running) > 1:
+            self.violations.append(f"{stamp} workloads running on both sites: {running}")
+
+
+@pytest.fixture()
+def sampler_for(full_lab: FullLab) -> Iterator[Any]:
+    """Make an invariant sampler for a group; every one made is checked at the end of the test."""
+    made: list[InvariantSampler] = []
+
+    def make(group: str, allow_lost_primary: str | None = None) -> InvariantSampler:
+        sampler = InvariantSampler(full_lab, group, allow_lost_primary=allow_lost_primary)
+        made.append(sampler)
+        return sampler
+
+    yield make
+    for sampler in made:
+        assert sampler.samples > 0
+        assert sampler.violations == [], sampler.violations
+
+
+def lost_writes(full_lab: FullLab, group: str) -> int:
+    """Writes lost at promotion for the group's volumes, per the simulator's ledger."""
+    return sum(v.lost_at_promotion for v in full_lab.simulator.ledger(group).volumes)
+
+
+@pytest.fixture()
+def home(full_lab: FullLab) -> Iterator[None]:
+    """Before and after a test: every demo group protected with dc1 Primary, no faults, both sites up."""
+    _restore(full_lab)
+    yield
+    _restore(full_lab)
+
+
+def _restore(full_lab: FullLab) -> None:
+    full_lab.simulator.remove_faults()
+    for cluster in full_lab.lab.clusters.values():
+        if not cluster.running_components()["kube-apiserver"]:
+            cluster.start_apiserver()
+    for site, up in full_lab.simulator.sites().items():
+        if not up:
+            full_lab.simulator.site_up(site)
+    full_lab.lab.save()
+    full_lab.start_worker()
+    wait_until(functools.partial(_all_settled, full_lab), "no operation running", timeout=120)
+    for view in _statuses(full_lab):
+        if view["primary"] != "dc1":
+            result = full_lab.cli("failover", "--group", view["group"], "--to", "dc1", "--yes", "--json")
+            assert result.code == 0, result.stdout + result.stderr
+    wait_until(lambda: all(v["protected"] for v in _statuses(full_lab)), "every group protected", timeout=120)
+
+
+def _statuses(full_lab: FullLab) -> list[dict[str, Any]]:
+    """``orchestrate status --json`` for every group (one CLI run)."""
+    views: list[dict[str, Any]] = full_lab.cli("status", "--json").json()
+    return views
+
+
+def _all_settled(full_lab: FullLab) -> bool:
+    """No operation runs on any group."""
+    return all(v["operation"] is None or v["operation"]["status"] != "RUNNING" for v in _statuses(full_lab))
