@@ -18,7 +18,7 @@ from temporalio.exceptions import CancelledError
 from activities.errors import domain_errors
 from adapters.base import ReplicationAdapter, ReplicationStatus, Role, SyncPoint, WriteResult
 from adapters.registry import adapter_for
-from adapters.waiting import Predicate, wait_for_status
+from adapters.waiting import Predicate, poll_intervals, wait_for_status
 from clusters.errors import BackendFailedError, ClusterUnreachableError, OrchestratorError
 from clusters.registry import ClusterRegistry
 from clusters.workloads import WorkloadRef, read_workload, scale_workload, volumes_in_use
@@ -41,8 +41,10 @@ from workflows.models import (
     WorkloadsSnapshot,
 )
 
-POLL_INTERVAL = 0.25
-"""Seconds between observations in a wait: fast enough for sub-second steps, cheap for the apiserver."""
+FIRST_POLL = 0.05
+"""Seconds before a wait's second observation: most steps finish within a second."""
+MAX_POLL = 2.0
+"""Longest pause between observations of a long wait (a final sync that takes minutes)."""
 
 
 def _ordered(group: GroupConfig, *, reverse: bool = False) -> list[WorkloadConfig]:
@@ -130,6 +132,7 @@ class FailoverActivities:
         group = request.group
         pvcs = list(group.replication.pvcs) or self._group_pvcs(group, request.cluster)
         deadline = datetime.now(UTC) + request.timeout
+        intervals = poll_intervals(FIRST_POLL, MAX_POLL)
         while True:
             in_use = volumes_in_use(api, group.namespace, pvcs)
             _heartbeat(in_use.describe())
@@ -141,7 +144,7 @@ class FailoverActivities:
                     cluster=request.cluster,
                     object_ref=f"namespace {group.namespace}",
                 )
-            activity_sleep(POLL_INTERVAL)
+            activity_sleep(next(intervals))
 
     def _group_pvcs(self, group: GroupConfig, cluster: str) -> list[str]:
         status = self.adapter(group, cluster).observe()
@@ -162,6 +165,7 @@ class FailoverActivities:
         """Wait until every workload has all its replicas ready."""
         api = self.registry.api(request.cluster)
         deadline = datetime.now(UTC) + request.timeout
+        intervals = poll_intervals(FIRST_POLL, MAX_POLL)
         while True:
             states = [read_workload(api, request.group.namespace, _ref(w)) for w in _ordered(request.group)]
             detail = ", ".join(f"{s.ref}: {s.ready}/{s.desired} ready" for s in states)
@@ -172,7 +176,7 @@ class FailoverActivities:
                 raise BackendFailedError(
                     f"start: workloads not ready after {request.timeout}: {detail}", cluster=request.cluster
                 )
-            activity_sleep(POLL_INTERVAL)
+            activity_sleep(next(intervals))
 
     # ------------------------------------------------------------------------------------------- replication
 
@@ -233,7 +237,8 @@ class FailoverActivities:
             predicate,
             what=what,
             timeout=request.timeout.total_seconds(),
-            interval=POLL_INTERVAL,
+            interval=FIRST_POLL,
+            max_interval=MAX_POLL,
             progress=lambda status: _heartbeat(status.message),
             sleep=activity_sleep,
         )

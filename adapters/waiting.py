@@ -6,12 +6,24 @@ Used by the lab tests directly and by the activities, which pass a ``progress`` 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from adapters.base import ReplicationAdapter, ReplicationStatus
 from clusters.errors import BackendFailedError, ClusterUnreachableError, PreconditionFailedError, RetryableError
 
 Predicate = Callable[[ReplicationStatus], bool]
+
+
+def poll_intervals(first: float, maximum: float, growth: float = 1.5) -> Iterator[float]:
+    """Sleep times between polls: ``first``, growing by ``growth`` up to ``maximum``.
+
+    Most steps finish within a second, so the first checks are quick; a wait that lasts minutes (a final sync)
+    settles at ``maximum`` and costs the API server little.
+    """
+    interval = first
+    while True:
+        yield interval
+        interval = min(maximum, interval * growth)
 
 
 def wait_for_status(
@@ -21,6 +33,7 @@ def wait_for_status(
     what: str,
     timeout: float,
     interval: float = 0.25,
+    max_interval: float | None = None,
     progress: Callable[[ReplicationStatus], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
@@ -32,7 +45,8 @@ def wait_for_status(
         predicate: e.g. ``adapter.final_sync_complete``.
         what: a phrase for messages ("final sync complete").
         timeout: seconds before giving up.
-        interval: seconds between observations.
+        interval: seconds between the first observations.
+        max_interval: the interval grows up to this (default: it stays at ``interval``).
         progress: called with every observation (activities heartbeat here).
         clock: monotonic clock (injectable for tests).
         sleep: sleep function (injectable for tests).
@@ -43,6 +57,7 @@ def wait_for_status(
         ClusterUnreachableError: the cluster stopped answering and did not come back before the timeout.
     """
     deadline = clock() + timeout
+    intervals = poll_intervals(interval, max_interval or interval)
     last: ReplicationStatus | None = None
     last_error: RetryableError | None = None
     while True:
@@ -71,4 +86,4 @@ def wait_for_status(
                 cluster=adapter.cluster,
                 condition=last.failure if last else None,
             )
-        sleep(interval)
+        sleep(next(intervals))

@@ -94,12 +94,18 @@ class ClusterApi:
         self.api_client = api_client
         self.timeout = timeout
         self._writes = 0
+        self._requests = 0
         self._lock = threading.Lock()
 
     @property
     def writes(self) -> int:
         """How many write requests (POST, PUT, PATCH, DELETE) this object has sent."""
         return self._writes
+
+    @property
+    def request_count(self) -> int:
+        """How many requests of any kind this object has sent."""
+        return self._requests
 
     # ------------------------------------------------------------------------------------------------- transport
 
@@ -127,8 +133,9 @@ class ClusterApi:
         token = configuration.get_api_key_with_prefix("BearerToken") if configuration.api_key else None
         if token:
             headers["Authorization"] = token
-        if method != "GET":
-            with self._lock:
+        with self._lock:
+            self._requests += 1
+            if method != "GET":
                 self._writes += 1
         try:
             response = self.api_client.rest_client.request(  # type: ignore[no-untyped-call]

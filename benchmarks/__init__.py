@@ -1,0 +1,1 @@
+"""Benchmarks: print figures, assert nothing (speed is measured here, never in tests)."""

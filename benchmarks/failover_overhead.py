@@ -1,0 +1,123 @@
+"""Benchmark: orchestration overhead of a planned failover (not a test; it prints figures).
+
+Starts a full lab (two control planes, Temporal, the storage simulator, the demo groups) and an in-process worker,
+then runs N planned failovers of one group back and forth. For each run it measures the end-to-end time (workflow
+start to result) and subtracts the latencies the simulator was told to inject on the critical path (detach,
+demote, final sync, promote, resync); what is left is the orchestrator's overhead plus the lab's reaction times
+(simulator ticks, kwok, the controllers). It also counts the Kubernetes API requests the worker sent per failover.
+
+    python -m benchmarks.failover_overhead --runs 20 --group pg-prod
+
+Target (issue "durable failover"): median overhead at most 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from clusters.registry import ClusterRegistry
+from orchestrate.config import load_config
+from orchestrate.service import start_operation
+from orchestrate.temporal_client import connect
+from orchestrate.worker import MAX_CONCURRENT_ACTIVITIES, build_worker
+from sandbox.lab import Lab
+from sandbox.simulator.client import SimulatorClient
+from workflows.models import FailoverRequest, Operation, Outcome
+
+LATENCIES = {
+    "tick": 0.05,
+    "idle_poll_interval": 0.05,
+    "detach_delay": 0.2,
+    "demote_latency": 0.2,
+    "final_sync_latency": 0.3,
+    "promote_latency": 0.2,
+    "resync_latency": 0.3,
+}
+"""Simulator timings during the benchmark; all but the polling periods are injected latencies on the critical path."""
+
+INJECTED = sum(value for name, value in LATENCIES.items() if name not in ("tick", "idle_poll_interval"))
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The ``fraction`` percentile by nearest rank."""
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+async def run(runs: int, group_name: str, root: Path, verbose: bool = False) -> None:
+    """Bring the lab up, run the failovers, print the figures."""
+    lab = Lab.create(root)
+    try:
+        started = time.monotonic()
+        lab.up()
+        print(f"lab up in {time.monotonic() - started:.1f}s")
+        assert lab.simulator is not None
+        SimulatorClient(lab.simulator.state.url).configure(**LATENCIES)
+        config = load_config(lab.config_file)
+        group = config.group(group_name)
+        client = await connect(config.temporal)
+        registry = ClusterRegistry(config.clusters)
+        overheads: list[float] = []
+        requests: list[int] = []
+        with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES) as executor:
+            async with build_worker(client, config, registry, executor):
+                for index in range(runs):
+                    apis = [registry.api(c) for c in group.clusters]
+                    before = sum(api.request_count for api in apis)
+                    began = time.monotonic()
+                    handle = await start_operation(
+                        client,
+                        config,
+                        FailoverRequest(group=group, operation=Operation.PLANNED, triggered_by="benchmark"),
+                    )
+                    result = await handle.result()
+                    elapsed = time.monotonic() - began
+                    if result.outcome is not Outcome.SUCCEEDED:
+                        raise SystemExit(f"run {index}: {result.outcome.value}: {result.message}")
+                    overheads.append(elapsed - INJECTED)
+                    requests.append(sum(api.request_count for api in apis) - before)
+                    print(
+                        f"run {index + 1:3d}: {result.progress.source} -> {result.progress.target} "
+                        f"{elapsed:.2f}s end to end, overhead {elapsed - INJECTED:.2f}s, "
+                        f"{requests[-1]} API requests"
+                    )
+                    if verbose:
+                        steps = result.progress.steps
+                        print(
+                            "      "
+                            + ", ".join(f"{s.name} {s.duration.total_seconds():.2f}" for s in steps if s.duration)
+                        )
+        registry.close()
+        print(
+            f"\n{runs} planned failovers of {group_name} ({group.backend.value}); injected latencies "
+            f"{INJECTED:.2f}s per failover ({', '.join(f'{k}={v}' for k, v in LATENCIES.items())})"
+        )
+        print(
+            f"overhead median {statistics.median(overheads):.3f}s, p95 {percentile(overheads, 0.95):.3f}s, "
+            f"min {min(overheads):.3f}s, max {max(overheads):.3f}s"
+        )
+        print(f"Kubernetes API requests per failover: median {statistics.median(requests):.0f}, max {max(requests)}")
+    finally:
+        lab.down(purge=True)
+
+
+def main() -> None:
+    """Parse arguments and run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--group", default="pg-prod")
+    parser.add_argument("--steps", action="store_true", help="Print each step's duration.")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="failover-bench-") as root:
+        asyncio.run(run(args.runs, args.group, Path(root), args.steps))
+
+
+if __name__ == "__main__":
+    main()
