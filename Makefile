@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup binaries lab-up lab-down lint test test-unit test-workflow test-lab
+.PHONY: setup binaries demo lab-up lab-down lint test test-unit test-workflow test-lab test-e2e bench
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -16,7 +16,14 @@ setup: $(VENV)/.installed  ## Python environment with the project and its dev to
 binaries: setup  ## find or build the lab's Kubernetes binaries (cached per version)
 	$(PY) -m sandbox.binaries
 
-lab-up: binaries  ## start dc1, dc2 and Temporal
+demo: binaries  ## the whole demo: lab up (reused when running), planned failover of pg-prod, status
+	@$(VENV)/bin/orchestrate sandbox status >/dev/null 2>&1 || $(VENV)/bin/orchestrate sandbox up
+	$(VENV)/bin/orchestrate failover --group pg-prod --yes
+	$(VENV)/bin/orchestrate status
+	@$(VENV)/bin/orchestrate sandbox status | grep -i "temporal"
+	@echo "Inspect the workflow failover/pg-prod in the Temporal Web UI above; 'make lab-down' stops the lab."
+
+lab-up: binaries  ## start dc1, dc2, Temporal, the simulator, the demo groups and a worker
 	$(VENV)/bin/orchestrate sandbox up
 
 lab-down: setup
@@ -38,3 +45,9 @@ test-workflow: setup
 
 test-lab: binaries
 	$(VENV)/bin/pytest tests/lab $(PYTEST_ARGS)
+
+test-e2e: binaries
+	$(VENV)/bin/pytest tests/e2e $(PYTEST_ARGS)
+
+bench: binaries  ## planned-failover overhead (prints figures)
+	$(VENV)/bin/python -m benchmarks.failover_overhead --runs 20

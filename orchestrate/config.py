@@ -102,11 +102,22 @@ class UnknownGroupError(ConfigError):
 
 
 def config_path(explicit: Path | None = None) -> Path:
-    """The configuration file to use: ``explicit``, ``$ORCHESTRATE_CONFIG`` or ``./orchestrate.yaml``."""
+    """The configuration file to use.
+
+    ``explicit``, else ``$ORCHESTRATE_CONFIG``, else ``./orchestrate.yaml``, else the one the local lab wrote
+    (so that after ``orchestrate sandbox up`` every command works without options).
+    """
     if explicit is not None:
         return explicit
     from_env = os.environ.get(CONFIG_ENV)
-    return Path(from_env) if from_env else DEFAULT_CONFIG
+    if from_env:
+        return Path(from_env)
+    if DEFAULT_CONFIG.exists():
+        return DEFAULT_CONFIG
+    from sandbox.lab import default_root
+
+    lab_config = default_root() / "orchestrate.yaml"
+    return lab_config if lab_config.exists() else DEFAULT_CONFIG
 
 
 def load_config(path: Path | None = None) -> OrchestratorConfig:

@@ -21,7 +21,7 @@ from sandbox.binaries import LabBinaries, ensure_binaries
 from sandbox.cluster import ClusterPorts, ClusterState, LabCluster, write_kubeconfig
 from sandbox.manifests import apply_manifests, crd_documents, wait_for_crds
 from sandbox.processes import free_port, port_is_free
-from sandbox.simulator_process import SimulatorProcess, SimulatorState
+from sandbox.simulator_process import SimulatorProcess, SimulatorState, WorkerProcess, WorkerState
 from sandbox.temporal_server import TemporalDevServer, TemporalState
 
 DEFAULT_CLUSTERS = ("dc1", "dc2")
@@ -76,6 +76,7 @@ class Lab:
         binaries: LabBinaries,
         simulator: SimulatorState | None = None,
         demo: bool = False,
+        worker: WorkerState | None = None,
     ) -> None:
         self.root = root
         self.binaries = binaries
@@ -83,6 +84,7 @@ class Lab:
         self.temporal = TemporalDevServer(temporal, root) if temporal else None
         self.simulator = SimulatorProcess(simulator, root, self.kubeconfig, list(self.clusters)) if simulator else None
         self.demo = demo
+        self.worker = WorkerProcess(worker, root, self.config_file) if worker and demo else None
 
     # ----------------------------------------------------------------------------------------- construction
 
@@ -97,6 +99,7 @@ class Lab:
         binaries: LabBinaries | None = None,
         with_simulator: bool = True,
         with_demo: bool = True,
+        with_worker: bool = False,
     ) -> Lab:
         """Plan a new lab; ports are free ones (Temporal gets 7233/8233 when asked and free).
 
@@ -109,6 +112,7 @@ class Lab:
             binaries: the lab binaries (found or built when omitted).
             with_simulator: start the storage simulator process.
             with_demo: install the demo groups and write ``orchestrate.yaml`` (needs the simulator).
+            with_worker: run an ``orchestrate worker`` for the demo configuration (needs the demo).
         """
         root = root or default_root()
         if (root / "state.json").exists():
@@ -127,7 +131,9 @@ class Lab:
                 port=port, ui_port=ui_port, http_port=free_port(taken), metrics_port=free_port(taken)
             )
         simulator = SimulatorState(port=free_port(taken)) if with_simulator else None
-        return cls(root, clusters, temporal, binaries or ensure_binaries(), simulator, with_demo and with_simulator)
+        demo = with_demo and with_simulator
+        worker = WorkerState() if with_worker and demo else None
+        return cls(root, clusters, temporal, binaries or ensure_binaries(), simulator, demo, worker)
 
     @classmethod
     def load(cls, root: Path | None = None) -> Lab:
@@ -140,7 +146,8 @@ class Lab:
         clusters = [ClusterState.from_dict(c) for c in data["clusters"]]
         temporal = TemporalState(**data["temporal"]) if data.get("temporal") else None
         simulator = SimulatorState(**data["simulator"]) if data.get("simulator") else None
-        return cls(root, clusters, temporal, ensure_binaries(build=False), simulator, bool(data.get("demo")))
+        worker = WorkerState(**data["worker"]) if data.get("worker") else None
+        return cls(root, clusters, temporal, ensure_binaries(build=False), simulator, bool(data.get("demo")), worker)
 
     def save(self) -> None:
         """Record ports and pids for later processes."""
@@ -150,6 +157,7 @@ class Lab:
             "temporal": self.temporal.state.to_dict() if self.temporal else None,
             "simulator": self.simulator.state.to_dict() if self.simulator else None,
             "demo": self.demo,
+            "worker": self.worker.state.to_dict() if self.worker else None,
         }
         tmp = self.root / "state.json.tmp"
         tmp.write_text(json.dumps(data, indent=2))
@@ -188,6 +196,9 @@ class Lab:
             self.save()
         if self.demo:
             self.install_demo()
+        if self.worker:
+            self.worker.start()
+            self.save()
         return self.summary()
 
     @property
@@ -227,6 +238,8 @@ class Lab:
 
     def down(self, purge: bool = True) -> None:
         """Stop every process; with ``purge`` forget the lab (state, etcd data, Temporal history)."""
+        if self.worker:
+            self.worker.stop()
         if self.simulator:
             self.simulator.stop()
         if self.temporal:
@@ -275,4 +288,6 @@ class Lab:
             result["simulator"] = {"url": self.simulator.state.url, "running": self.simulator.running()}
         if self.demo:
             result["config"] = str(self.config_file)
+        if self.worker:
+            result["worker"] = {"running": self.worker.running(), "log": str(self.worker.log_file)}
         return result

@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 
 class LabProcessError(RuntimeError):
@@ -125,3 +126,54 @@ def _log_tail(log_file: Path | None, lines: int = 25) -> str:
         return ""
     tail = log_file.read_text(errors="replace").splitlines()[-lines:]
     return f"\n--- last lines of {log_file} ---\n" + "\n".join(tail)
+
+
+class ManagedProcess:
+    """A lab process known by its pid (kept in the lab's state): start it once, probe it, stop it.
+
+    Subclasses give the command line, the health probe, a name and a log file; ``pid_holder`` is the state object
+    whose ``pid`` attribute is saved with the lab.
+    """
+
+    name = "process"
+    start_timeout = 60.0
+    probe_interval = 0.2
+
+    def __init__(self, pid_holder: Any, log_file: Path) -> None:
+        self.pid_holder = pid_holder
+        self.log_file = log_file
+
+    def argv(self) -> list[str]:
+        """The command line."""
+        raise NotImplementedError
+
+    def healthy(self) -> bool:
+        """One readiness probe."""
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str] | None:
+        """Environment of the process (``None``: inherit)."""
+        return None
+
+    def start(self) -> None:
+        """Start the process unless it runs, and wait until it is healthy."""
+        if not is_running(self.pid_holder.pid):
+            self.pid_holder.pid = start_process(self.argv(), self.log_file, env=self.env())
+        wait_until(
+            self.healthy,
+            self.name,
+            self.start_timeout,
+            pid=self.pid_holder.pid,
+            log_file=self.log_file,
+            interval=self.probe_interval,
+        )
+
+    def stop(self) -> None:
+        """Stop the process (no-op when it is not running)."""
+        if self.pid_holder.pid:
+            stop_process(self.pid_holder.pid)
+            self.pid_holder.pid = 0
+
+    def running(self) -> bool:
+        """Whether its process is alive."""
+        return is_running(self.pid_holder.pid)

@@ -1,4 +1,4 @@
-"""The storage simulator as a lab process (``python -m sandbox.simulator``), reachable on a loopback port."""
+"""Lab processes beside the control planes: the storage simulator and an ``orchestrate worker``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from sandbox.processes import is_running, start_process, stop_process, wait_until
+from sandbox.processes import ManagedProcess
 
 
 @dataclass
@@ -29,14 +29,17 @@ class SimulatorState:
         return asdict(self)
 
 
-class SimulatorProcess:
-    """Start, probe and stop the simulator process of a lab."""
+class SimulatorProcess(ManagedProcess):
+    """``python -m sandbox.simulator`` on the lab's clusters, its control API on a loopback port."""
+
+    name = "storage simulator"
+    start_timeout = 30.0
 
     def __init__(self, state: SimulatorState, root: Path, kubeconfig: Path, clusters: list[str]) -> None:
         self.state = state
         self.kubeconfig = kubeconfig
         self.clusters = clusters
-        self.log_file = root / "simulator" / "simulator.log"
+        super().__init__(state, root / "simulator" / "simulator.log")
 
     def argv(self) -> list[str]:
         """The simulator's command line."""
@@ -56,18 +59,34 @@ class SimulatorProcess:
         """Whether its control API answers."""
         return httpx.get(f"{self.state.url}/healthz", timeout=2).status_code == 200
 
-    def start(self, timeout: float = 30.0) -> None:
-        """Start it (if not running) and wait until it serves."""
-        if not is_running(self.state.pid):
-            self.state.pid = start_process(self.argv(), self.log_file)
-        wait_until(self.healthy, "storage simulator", timeout, pid=self.state.pid, log_file=self.log_file)
 
-    def stop(self) -> None:
-        """Stop it."""
-        if self.state.pid:
-            stop_process(self.state.pid)
-            self.state.pid = 0
+@dataclass
+class WorkerState:
+    """Pid of the lab's ``orchestrate worker``."""
 
-    def running(self) -> bool:
-        """Whether its process is alive."""
-        return is_running(self.state.pid)
+    pid: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict."""
+        return asdict(self)
+
+
+class WorkerProcess(ManagedProcess):
+    """``orchestrate worker`` for the lab's configuration; ready once it prints "worker ready"."""
+
+    name = "orchestrate worker"
+
+    def __init__(self, state: WorkerState, root: Path, config_file: Path) -> None:
+        self.state = state
+        self.config_file = config_file
+        super().__init__(state, root / "worker" / "worker.log")
+
+    def argv(self) -> list[str]:
+        """The worker's command line (the ``orchestrate`` beside this interpreter)."""
+        return [str(Path(sys.executable).parent / "orchestrate"), "worker", "--config", str(self.config_file)]
+
+    def healthy(self) -> bool:
+        """Whether the newest run of the worker said it is ready."""
+        if not self.log_file.exists():
+            return False
+        return "worker ready" in self.log_file.read_text(errors="replace").rsplit("\n=== ", 1)[-1]

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox.processes import LabProcessError, is_running, start_process, stop_process, wait_until
+from sandbox.processes import LabProcessError, ManagedProcess
 from workflows.visibility import ALL_KEYS
 
 
@@ -62,14 +62,17 @@ class TemporalState:
         return asdict(self)
 
 
-class TemporalDevServer:
-    """Start, probe and stop one ``temporal server start-dev`` process."""
+class TemporalDevServer(ManagedProcess):
+    """One ``temporal server start-dev`` process; its SQLite file survives restarts."""
+
+    name = "temporal dev server"
+    probe_interval = 0.5
 
     def __init__(self, state: TemporalState, root: Path) -> None:
         self.state = state
         self.root = root / "temporal"
         self.db_file = self.root / "temporal.db"
-        self.log_file = self.root / "temporal.log"
+        super().__init__(state, self.root / "temporal.log")
 
     def argv(self) -> list[str]:
         """The command line of the dev server."""
@@ -105,22 +108,3 @@ class TemporalDevServer:
             check=False,
         )
         return result.returncode == 0 and "SERVING" in result.stdout
-
-    def start(self, timeout: float = 60.0) -> None:
-        """Start the server (if not running) and wait until it serves."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        if not is_running(self.state.pid):
-            self.state.pid = start_process(self.argv(), self.log_file)
-        wait_until(
-            self.healthy, "temporal dev server", timeout, pid=self.state.pid, log_file=self.log_file, interval=0.5
-        )
-
-    def stop(self) -> None:
-        """Stop the server; its SQLite file stays."""
-        if self.state.pid:
-            stop_process(self.state.pid)
-            self.state.pid = 0
-
-    def running(self) -> bool:
-        """Whether its process is alive."""
-        return is_running(self.state.pid)

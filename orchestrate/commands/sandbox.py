@@ -38,12 +38,12 @@ def up(
     ui_port: Annotated[int, typer.Option(help="Temporal Web UI port.")] = DEFAULT_TEMPORAL_UI_PORT,
     as_json: JsonOption = False,
 ) -> None:
-    """Start clusters dc1 and dc2 and the Temporal dev server; build the lab binaries first if needed."""
+    """Start dc1 and dc2, Temporal, the storage simulator, the demo groups and a worker (builds binaries if needed)."""
     started = time.monotonic()
     try:
         if not as_json:
             console.print("[bold]Preparing lab binaries[/] (the first run builds Kubernetes: 10-25 minutes)...")
-        lab = Lab.create(root, temporal_port=temporal_port, temporal_ui_port=ui_port)
+        lab = Lab.create(root, temporal_port=temporal_port, temporal_ui_port=ui_port, with_worker=True)
         if not as_json:
             console.print(
                 "[bold]Starting[/] etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok "
@@ -69,7 +69,10 @@ def up(
     for name, server in summary.clusters.items():
         console.print(f"  cluster {name}: {server}  (context {name})")
     console.print(f"  Temporal: {summary.temporal_address}   Web UI: {summary.temporal_ui}")
+    console.print(f"  storage simulator: {summary.simulator_url}   worker log: {lab.root / 'worker' / 'worker.log'}")
     console.print(f"  kubeconfig: {summary.kubeconfig}")
+    console.print(f"  configuration: {summary.config_file} (used by every command while no other is given)")
+    console.print("  demo groups: pg-prod (csi-addons), pg-unified, pg-trident, pg-powerstore; Primary on dc1")
     console.print(f"\n  export KUBECONFIG={summary.kubeconfig}\n  kubectl --context dc1 get nodes")
 
 
