@@ -84,7 +84,10 @@ def _render(view: GroupView, operation: dict[str, Any] | None) -> None:
         status = side.status
         health = "failed" if status.failure else ("healthy" if status.healthy else "degraded")
         last = status.last_sync_time.strftime("%H:%M:%S") if status.last_sync_time else "-"
-        table.add_row(side.cluster, side.site, status.role.value, health, last, status.message)
+        # The adapters' messages start with the object ("VolumeGroupReplication ns/name: ..."): the table says
+        # which group it is already, so keep the part an operator reads.
+        detail = status.message.split(": ", 1)[-1] if status.message[:1].isupper() else status.message
+        table.add_row(side.cluster, side.site, status.role.value, health, last, detail)
     console.print(table)
     if view.lag_seconds is not None:
         within = "within" if view.lag_seconds <= view.rpo_seconds else "ABOVE"
