@@ -56,6 +56,20 @@ HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 SHORT_STEP = timedelta(seconds=60)
 """Start-to-close timeout of one attempt of a step that only reads or writes a few objects."""
 RETRY_BACKOFF = (timedelta(seconds=1), timedelta(seconds=2), timedelta(seconds=5), timedelta(seconds=10))
+LOCAL_ACTIVITIES = frozenset(
+    {
+        "observe_roles",
+        "preflight",
+        "check_reachable",
+        "stop_workloads",
+        "start_workloads",
+        "demote",
+        "promote",
+        "reprotect",
+    }
+)
+"""Steps of a few API calls: run as local activities in the workflow's worker, without a task-queue round trip.
+Waits stay ordinary activities: they heartbeat, and another worker resumes them after a crash."""
 MAX_ATTEMPTS = 5
 """Attempts of a step whose errors are retryable, before the workflow gives up on it."""
 
@@ -625,22 +639,36 @@ class GroupFailoverWorkflow:
         result_type = _RESULT_TYPES.get(activity)
         while True:
             step.attempts += 1
-            handle = workflow.start_activity(
-                activity,
-                argument,
-                result_type=result_type,
-                start_to_close_timeout=timeout + timedelta(seconds=30),
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                retry_policy=RetryPolicy(maximum_attempts=1),
-                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                summary=f"{name}{f' on {cluster}' if cluster else ''}",
-            )
+            summary = f"{name}{f' on {cluster}' if cluster else ''}"
+            cancellation = workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+            if activity in LOCAL_ACTIVITIES:
+                handle = workflow.start_local_activity(
+                    activity,
+                    argument,
+                    result_type=result_type,
+                    start_to_close_timeout=timeout,
+                    retry_policy=RetryPolicy(maximum_attempts=1),
+                    cancellation_type=cancellation,
+                    summary=summary,
+                )
+            else:
+                handle = workflow.start_activity(
+                    activity,
+                    argument,
+                    result_type=result_type,
+                    start_to_close_timeout=timeout + timedelta(seconds=30),
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=RetryPolicy(maximum_attempts=1),
+                    cancellation_type=cancellation,
+                    summary=summary,
+                )
             if cancellable:
                 self._current = handle
             try:
                 result = await handle
-            except ActivityError as error:
-                cause = error.cause
+            except (ActivityError, ApplicationError, CancelledError, TimeoutError) as error:
+                # Ordinary activities fail with ActivityError(cause); local ones raise the cause itself.
+                cause = error.cause if isinstance(error, ActivityError) else error
                 if isinstance(cause, CancelledError):
                     step.outcome, step.ended = "cancelled", workflow.now()
                     if self._aborted_by:
