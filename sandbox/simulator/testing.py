@@ -16,6 +16,7 @@ from kubernetes import client, watch
 
 from clusters.api import NAMESPACES, ClusterApi, JsonObject, Resource
 from clusters.errors import ConflictError, ForbiddenError
+from sandbox.simulator.client import SimulatorApiError, SimulatorClient
 from sandbox.simulator.kube import PODS, PVCS, nested
 
 T = TypeVar("T")
@@ -26,18 +27,31 @@ STORAGE_CLASS = "kwok-volume"
 def wait_for(probe: Callable[[], T | None], what: str, timeout: float = 15.0, interval: float = 0.1) -> T:
     """Call ``probe`` until it returns something truthy and return that.
 
+    A probe that raises ``KeyError`` or :class:`SimulatorApiError` (a volume the simulator has not picked up yet,
+    as happens on a loaded machine) counts as "not yet".
+
     Raises:
-        TimeoutError: ``what`` did not happen within ``timeout`` (the message shows the last value).
+        TimeoutError: ``what`` did not happen within ``timeout`` (the message shows the last value or error).
     """
     deadline = time.monotonic() + timeout
-    last: T | None = None
+    last: object = None
     while True:
-        last = probe()
-        if last:
-            return last
+        try:
+            value = probe()
+        except (KeyError, SimulatorApiError) as error:
+            last = error
+        else:
+            if value:
+                return value
+            last = value
         if time.monotonic() >= deadline:
             raise TimeoutError(f"{what}: not reached within {timeout:.0f}s (last: {last!r})")
         time.sleep(interval)
+
+
+def wait_until_known(simulator: SimulatorClient, namespace: str, pvc: str, timeout: float = 30.0) -> None:
+    """Wait until the simulator has picked up a replicated volume (before writing to it or reading its ledger)."""
+    wait_for(lambda: simulator.volume(namespace, pvc), f"the simulator knows {namespace}/{pvc}", timeout)
 
 
 def ensure_namespace(api: ClusterApi, name: str) -> None:

@@ -25,6 +25,7 @@ from sandbox.simulator.testing import (
     set_spec,
     unified_vgr,
     wait_for,
+    wait_until_known,
 )
 
 LABELS = {"app": "pg"}
@@ -111,6 +112,7 @@ def test_planned_demote_runs_the_final_sync_and_loses_nothing(simulator: Simulat
     client = simulator.client()
     client.configure(sync_interval=3600)  # nothing ships on its own: only the final sync can
     dc1, dc2 = group(simulator, namespace)
+    wait_until_known(client, namespace, "data")
     assert client.write(namespace, "data", "dc1", 25).acknowledged == 25
     client.add_fault(namespace, "stall-final-sync", cluster="dc1")
 

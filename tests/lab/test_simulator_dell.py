@@ -18,7 +18,7 @@ import pytest
 from clusters.api import ClusterApi, JsonObject, Resource
 from sandbox.simulator.kube import DELL_RG, nested
 from sandbox.simulator.server import SimulatorService
-from sandbox.simulator.testing import StatusHistory, create_pvc, dell_rg, set_spec, wait_for
+from sandbox.simulator.testing import StatusHistory, create_pvc, dell_rg, set_spec, wait_for, wait_until_known
 
 GROUP_LABEL = "replication.storage.dell.com/replicationGroupName"
 EVENTS = Resource("", "v1", "events", "Event")
@@ -84,6 +84,7 @@ def test_failover_remote_then_reprotect(simulator: SimulatorService, namespace: 
     client = simulator.client()
     dc1, dc2 = simulator.simulator.api("dc1"), simulator.simulator.api("dc2")
     wait_status(dc2, rg, "ready", {"status.state": "Ready", "status.replicationLinkState.isSource": False})
+    wait_until_known(client, namespace, "data")
     client.write(namespace, "data", "dc1", 30)
 
     with StatusHistory(dc1, DELL_RG, rg) as history:
@@ -185,6 +186,7 @@ def test_unplanned_failover_then_reprotect_discards_unshipped_writes(
     client = simulator.client()
     dc1, dc2 = simulator.simulator.api("dc1"), simulator.simulator.api("dc2")
     wait_status(dc2, rg, "ready", {"status.state": "Ready", "status.replicationLinkState.isSource": False})
+    wait_until_known(client, namespace, "data")
     client.write(namespace, "data", "dc1", 20)
     wait_for(lambda: client.volume(namespace, "data").applied_on_replica == 20, "shipment")
     client.configure(sync_interval=3600)

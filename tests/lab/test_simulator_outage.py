@@ -10,7 +10,15 @@ from clusters.api import JsonObject
 from sandbox.cluster import LabCluster
 from sandbox.simulator.kube import CSI_VGR
 from sandbox.simulator.server import SimulatorService
-from sandbox.simulator.testing import conditions_summary, create_pvc, csi_vgr, observed, set_spec, wait_for
+from sandbox.simulator.testing import (
+    conditions_summary,
+    create_pvc,
+    csi_vgr,
+    observed,
+    set_spec,
+    wait_for,
+    wait_until_known,
+)
 
 LABELS = {"app": "pg"}
 
@@ -23,6 +31,7 @@ def test_survives_an_api_server_outage(simulator: SimulatorService, dc2: LabClus
     api1.create(CSI_VGR, csi_vgr("pg", LABELS, "primary"), namespace)
     api2.create(CSI_VGR, csi_vgr("pg", LABELS, "secondary"), namespace)
     wait_for(lambda: _state(api2.get(CSI_VGR, "pg", namespace)) == "Secondary", "dc2 secondary")
+    wait_until_known(client, namespace, "data")
     client.write(namespace, "data", "dc1", 12)
 
     dc2.stop_apiserver()

@@ -15,7 +15,7 @@ import time
 from clusters.api import PVCS, ClusterApi, JsonObject, Resource
 from sandbox.simulator.kube import TAMU, TMR, TSI, VOLUME_SNAPSHOTS, nested
 from sandbox.simulator.server import SimulatorService
-from sandbox.simulator.testing import StatusHistory, create_pvc, set_spec, tmr, wait_for
+from sandbox.simulator.testing import StatusHistory, create_pvc, set_spec, tmr, wait_for, wait_until_known
 
 HANDLE = re.compile(r"^svm-dc[12]:trident_pvc_[0-9a-f]{8}$")
 
@@ -78,6 +78,7 @@ def test_planned_promotion_waits_for_the_snapshot(simulator: SimulatorService, n
     client = simulator.client()
     client.configure(sync_interval=3600)  # nothing ships on its own until the test allows it
     dc1, dc2, source_handle = mirrored(simulator, namespace)
+    wait_until_known(client, namespace, "data")
     assert client.write(namespace, "data", "dc1", 40).acknowledged == 40
 
     snapshot = dc1.create(
@@ -129,6 +130,7 @@ def test_unplanned_promotion_loses_the_unshipped_writes(simulator: SimulatorServ
     client = simulator.client()
     client.configure(sync_interval=3600)
     _, dc2, _ = mirrored(simulator, namespace)
+    wait_until_known(client, namespace, "data")
     client.write(namespace, "data", "dc1", 10)
 
     dc2.create(TAMU, {"metadata": {"name": "update-1"}, "spec": {"tridentMirrorRelationshipName": "data"}}, namespace)
