@@ -194,6 +194,11 @@ class Group:
         return self.state.removesuffix(IN_PROGRESS_SUFFIX) if self.state.endswith(IN_PROGRESS_SUFFIX) else ""
 
     @property
+    def remote_state(self) -> str:
+        """``status.remoteState``: the peer RG's state as this side's controller last saw it."""
+        return text(self.document, "status", "remoteState")
+
+    @property
     def link_state(self) -> str:
         """``replicationLinkState.state`` (``""`` when not reported)."""
         return text(self.document, "status", "replicationLinkState", "state")
@@ -254,6 +259,15 @@ class Group:
         if state == ERROR:
             return Progress(current=True, failure=condition or error or "state Error", permanent=True)
         if state == READY:
+            # An action this side's adapter issued on the peer (REPROTECT_LOCAL there, for reprotect) runs and
+            # fails on the peer's RG: this side learns of it only through remoteState.
+            remote = self.remote_state
+            if remote == ERROR:
+                failure = "the peer's RG is in state Error (its last action failed; see its status.lastAction)"
+                return Progress(current=True, failure=failure, permanent=True)
+            if remote.endswith(IN_PROGRESS_SUFFIX):
+                peer_action = remote.removesuffix(IN_PROGRESS_SUFFIX)
+                return Progress(current=True, note=f"peer {peer_action} in progress (remoteState {remote})")
             return Progress(current=True, completed=True, note=condition)
         return Progress(current=False, note=f"unknown state {state}")
 

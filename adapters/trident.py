@@ -245,6 +245,12 @@ def summarise(cluster: str, mirrors: list[Mirror], last_sync_time: datetime | No
     role = roles.pop() if current and len(roles) == 1 else Role.UNKNOWN
     failed = [mirror for mirror in mirrors if mirror.state in FAILURE_STATES]
     failure = "; ".join(f"{m.pvc} {m.state}: {m.message or 'no message from Trident'}" for m in failed) or None
+    if failure:
+        # Trident does not retry a failed relationship on its own, and repeating the same spec writes nothing.
+        failure += (
+            " (Trident retries a failed TridentMirrorRelationship only when its spec changes: fix the cause, then "
+            "recreate the relationship or edit its spec, and run the operation again)"
+        )
     return ReplicationStatus(
         cluster=cluster,
         backend=Backend.TRIDENT,

@@ -262,20 +262,23 @@ def test_trident_failing_to_establish_twice_surfaces_as_permanent(new_scenario: 
     assert len(failed) == 2 and status.failure_permanent, status
 
 
-def test_trident_reprotect_retries_a_mirror_that_failed_to_establish(new_scenario: NewScenario) -> None:
-    """A transient failure must be recoverable through the adapter: reprotect must re-attempt a failed TMR.
+def test_trident_failed_mirror_is_permanent_and_says_how_to_recover(new_scenario: NewScenario) -> None:
+    """A failed TMR is a final state: Trident retries it only when its spec changes.
 
-    Trident retries a failed TMR only when its spec changes. After ``established`` failed once (cause gone),
-    ``reprotect(peer=source)`` is how the workflow makes the side follow its peer again.
+    After ``established`` failed once, repeating ``reprotect`` with the same spec writes nothing (idempotence),
+    so the failure must be reported as permanent with what the operator has to do, not waited out.
     """
     s = new_scenario("reestablish", Backend.TRIDENT)
     s.add_fault(FaultKind.FAIL_DEMOTE, TARGET, times=1)
     install_group(s.apis, s.group, SOURCE, TARGET)
-    s.expect_failure(s.target, s.target.resync_complete, "dc2 following dc1", "Could not establish mirror")
+    error = s.expect_failure(s.target, s.target.resync_complete, "dc2 following dc1", "Could not establish mirror")
+    assert "recreate the relationship or edit its spec" in str(error)
 
     result = s.call(lambda: s.target.reprotect(resync=False, peer=s.source))
-    assert result.changed, "reprotect wrote nothing: the failed TMR is never re-attempted"
-    s.wait(s.target, s.target.resync_complete, "dc2 following dc1 after reprotect")
+    assert not result.changed
+    status = s.target.observe()
+    assert status.failure_permanent and status.failure is not None
+    assert "recreate the relationship or edit its spec" in status.failure
 
 
 @by_backend(*BACKENDS)
@@ -391,10 +394,11 @@ def test_dell_retrying_versus_permanent_action_error(new_scenario: NewScenario) 
 
 
 def test_dell_reprotect_failure_is_named_by_the_wait_on_the_old_source(new_scenario: NewScenario) -> None:
-    """``reprotect()`` on the old source runs REPROTECT_LOCAL on the new source's RG: its failure must surface.
+    """``reprotect()`` on the old source runs REPROTECT_LOCAL on the new source's RG: the wait must name it.
 
     The workflow waits with ``resync_complete`` on the side it reprotected (dc1); the action, and the
-    controller's report of its failure, are on dc2's RG.
+    controller's report of its failure, are on dc2's RG, which dc1's RG mirrors in ``status.remoteState``: the
+    wait must not complete while it runs (retrying) and must name it rather than dc1's previous action.
     """
     s = new_scenario("dell-reprotect", Backend.POWERSTORE)
     s.install()
@@ -402,7 +406,7 @@ def test_dell_reprotect_failure_is_named_by_the_wait_on_the_old_source(new_scena
     s.planned_handover()
     s.add_fault(FaultKind.FAIL_RESYNC, TARGET)
     s.call(lambda: s.source.reprotect(resync=False, peer=s.target))
-    s.expect_failure(s.source, s.source.resync_complete, "dc1 resync complete", "REPROTECT_LOCAL failed")
+    s.expect_failure(s.source, s.source.resync_complete, "dc1 resync complete", "peer REPROTECT_LOCAL in progress")
 
 
 # ---------------------------------------------------------------------------------------------------- idempotence
