@@ -198,7 +198,11 @@ class FailoverActivities:
     @domain_errors
     def prepare_sync_point(self, request: GroupOnCluster) -> SyncPoint | None:
         """On the source: create what the target must reach before promotion (Trident snapshots)."""
-        return self.adapter(request.group, request.cluster).prepare_sync_point()
+        operation_id = None
+        if activity.in_activity():
+            info = activity.info()
+            operation_id = f"{info.workflow_id}/{info.workflow_run_id}"
+        return self.adapter(request.group, request.cluster).prepare_sync_point(operation_id=operation_id)
 
     @activity.defn(name="promote")
     @domain_errors
