@@ -1,0 +1,195 @@
+"""End to end through the real CLI: a planned failover of pg-prod that fails before the promotion is compensated.
+
+Three injected storage faults, each with a short step timeout from a config variant passed with ``--config`` (the
+worker takes the group's configuration from the workflow input, so the variant alone decides the timeout: each
+step fails after 5 s although the lab's own file allows minutes):
+
+- ``fail-demote`` on dc1 (forever): dc1 never becomes Secondary, the final-sync wait gives up;
+- ``stall-final-sync``: dc1 is demoted but its final sync never finishes (shipments are slowed for the run so that
+  dc1 holds unshipped writes when it is demoted: otherwise there is no final sync to stall);
+- ``fail-promote`` on dc2 (forever): dc2 never reports Primary, the promotion wait gives up.
+
+Each time the CLI exits 4 with the operation in phase FailedCompensated and a message naming the failed step and
+its cause and listing what was undone; afterwards dc1 is Primary again with the application running there, no
+acknowledged write was lost, and ``status --json`` explains the outcome.
+
+And ``orchestrate abort`` during the final-sync wait (stalled, with the lab's long final-sync timeout): the failover
+started in the background exits 4 with phase Aborted, compensated the same way. The invariant sampler runs
+throughout every scenario.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.configs import (
+    app_pods,
+    desired_replicas,
+    lost_per_volume,
+    operation_phase,
+    slow_shipments,
+    wait_for_status,
+    write_variant,
+)
+from tests.e2e.conftest import CliResult, FullLab
+
+GROUP = "pg-prod"
+SHORT = "5s"
+STEP_DEADLINE = 20.0
+"""Seconds a step with a 5 s timeout may take in the lab (a worker using the lab's own minutes would exceed it)."""
+
+
+def _failover(full_lab: FullLab, config: Path) -> CliResult:
+    return full_lab.cli("failover", "--group", GROUP, "--yes", "--json", "--config", str(config))
+
+
+def _assert_compensated(
+    full_lab: FullLab,
+    result: CliResult,
+    lost_before: dict[str, int],
+    *,
+    failed_step: tuple[str, str],
+    causes: list[str],
+    undone: list[str],
+) -> None:
+    """The CLI's answer, ``status``, the ledger and the pods after a failover that failed and was compensated."""
+    assert result.code == 4, result.stdout + result.stderr
+    document = result.json()
+    step, cluster = failed_step
+    message = document["message"]
+    assert message.startswith(f"step '{step}' on {cluster} failed: "), message
+    for cause in causes:
+        assert cause in message, (cause, message)
+    (failed,) = [s for s in document["progress"]["steps"] if s["outcome"] == "failed"]
+    assert (failed["name"], failed["cluster"]) == failed_step
+    took = (datetime.fromisoformat(failed["ended"]) - datetime.fromisoformat(failed["started"])).total_seconds()
+    assert took < STEP_DEADLINE, f"{step} took {took:.1f}s: the variant's 5 s timeout was not used"
+    _assert_undone(full_lab, result, lost_before, phase="FailedCompensated", undone=undone)
+
+
+def _assert_undone(
+    full_lab: FullLab, result: CliResult, lost_before: dict[str, int], *, phase: str, undone: list[str]
+) -> None:
+    """Exit 4, the phase, what was undone; then ``status``, the pods and the ledger: dc1 as before, nothing lost."""
+    assert result.code == 4, result.stdout + result.stderr
+    document = result.json()
+    assert document["exit_code"] == 4
+    assert document["outcome"] == "failed-compensated"
+    progress = document["progress"]
+    assert progress["phase"] == phase
+    message = document["message"]
+    assert message.endswith(f"; undone: {', '.join(undone)}"), message
+    assert list(progress["compensated"]) == undone
+    undo_steps = [s for s in progress["steps"] if s["name"] in ("re-promote", "restart workloads")]
+    assert [s["outcome"] for s in undo_steps] == ["done", "done"], undo_steps
+
+    view = wait_for_status(
+        full_lab, GROUP, lambda v: v["primary"] == "dc1" and v["protected"], "dc1 Primary and protected again"
+    )
+    assert view["operation"]["status"] == "COMPLETED"
+    assert view["operation"]["outcome"] == "failed-compensated"
+    assert view["operation"]["phase"] == phase
+    assert view["operation"]["message"] == message
+    assert {side["cluster"]: side["status"]["role"] for side in view["sides"]} == {
+        "dc1": "Primary",
+        "dc2": "Secondary",
+    }
+
+    pods = app_pods(full_lab, GROUP)
+    assert pods["dc1"] and pods["dc2"] == [], pods
+    assert desired_replicas(full_lab, GROUP) == {"dc1": {"postgres": 1}, "dc2": {"postgres": 0}}
+    assert lost_per_volume(full_lab, GROUP) == lost_before
+    assert all(v.writable == ["dc1"] for v in full_lab.simulator.ledger(GROUP).volumes)
+
+
+def test_demote_failing_forever_is_compensated(full_lab: FullLab, home: None, sampler_for: Any, tmp_path: Path) -> None:
+    config = write_variant(full_lab, tmp_path / "short.yaml", GROUP, final_sync=SHORT, demote=SHORT)
+    lost_before = lost_per_volume(full_lab, GROUP)
+    full_lab.simulator.add_fault(GROUP, "fail-demote", cluster="dc1")
+    with sampler_for(GROUP):
+        result = _failover(full_lab, config)
+        _assert_compensated(
+            full_lab,
+            result,
+            lost_before,
+            failed_step=("wait for final sync", "dc1"),
+            causes=["final sync complete: not reached within 5s", "FailedToDemote"],
+            undone=["re-promote dc1", "restart workloads on dc1"],
+        )
+
+
+def test_stalled_final_sync_is_compensated(full_lab: FullLab, home: None, sampler_for: Any, tmp_path: Path) -> None:
+    config = write_variant(full_lab, tmp_path / "short.yaml", GROUP, final_sync=SHORT)
+    lost_before = lost_per_volume(full_lab, GROUP)
+    full_lab.simulator.add_fault(GROUP, "stall-final-sync")
+    with sampler_for(GROUP):
+        with slow_shipments(full_lab):
+            result = _failover(full_lab, config)
+        _assert_compensated(
+            full_lab,
+            result,
+            lost_before,
+            failed_step=("wait for final sync", "dc1"),
+            causes=["final sync complete: not reached within 5s", "final sync running"],
+            undone=["re-promote dc1", "restart workloads on dc1"],
+        )
+
+
+def test_promotion_failing_forever_is_compensated(
+    full_lab: FullLab, home: None, sampler_for: Any, tmp_path: Path
+) -> None:
+    config = write_variant(full_lab, tmp_path / "short.yaml", GROUP, promote=SHORT)
+    lost_before = lost_per_volume(full_lab, GROUP)
+    full_lab.simulator.add_fault(GROUP, "fail-promote", cluster="dc2")
+    with sampler_for(GROUP):
+        result = _failover(full_lab, config)
+        _assert_compensated(
+            full_lab,
+            result,
+            lost_before,
+            failed_step=("wait for promotion", "dc2"),
+            causes=["promoted: not reached within 5s", "FailedToPromote"],
+            undone=["return dc2 to Secondary", "re-promote dc1", "restart workloads on dc1"],
+        )
+
+
+def test_abort_during_final_sync_is_compensated(full_lab: FullLab, home: None, sampler_for: Any) -> None:
+    lost_before = lost_per_volume(full_lab, GROUP)
+    full_lab.simulator.add_fault(GROUP, "stall-final-sync")
+    with sampler_for(GROUP):
+        with slow_shipments(full_lab):
+            running = full_lab.cli_background("failover", "--group", GROUP, "--yes", "--json")
+            try:
+                waiting = wait_for_status(
+                    full_lab,
+                    GROUP,
+                    lambda v: operation_phase(v) == "WaitingForFinalSync",
+                    "the failover waiting for the (stalled) final sync",
+                )
+                assert waiting["operation"]["status"] == "RUNNING"
+                aborted = full_lab.cli("abort", "--group", GROUP, "--by", "e2e-operator", "--json")
+                assert aborted.code == 0, aborted.stdout + aborted.stderr
+                assert aborted.json() == {
+                    "group": GROUP,
+                    "action": "abort",
+                    "answer": "abort requested by e2e-operator: compensating",
+                }
+                stdout, stderr = running.communicate(timeout=120)
+            finally:
+                if running.poll() is None:
+                    running.kill()
+        result = CliResult(running.returncode, stdout, stderr)
+        _assert_undone(
+            full_lab, result, lost_before, phase="Aborted", undone=["re-promote dc1", "restart workloads on dc1"]
+        )
+    document = result.json()
+    assert document["message"] == "aborted by e2e-operator; undone: re-promote dc1, restart workloads on dc1"
+    assert document["progress"]["aborted_by"] == "e2e-operator"
+    (cancelled,) = [s for s in document["progress"]["steps"] if s["outcome"] == "cancelled"]
+    assert (cancelled["name"], cancelled["cluster"]) == ("wait for final sync", "dc1")
+    assert not any(s["name"] == "promote" for s in document["progress"]["steps"])
+    again = full_lab.cli("abort", "--group", GROUP, "--json")
+    assert again.code == 3, again.stdout + again.stderr
+    assert again.json()["error"]["message"].startswith(f"no running operation on {GROUP}"), again.stdout

@@ -1,0 +1,83 @@
+"""End to end: the worker process is SIGKILLed while a planned failover of pg-prod waits for its final sync.
+
+The final sync is held back (``stall-final-sync``; shipments are slowed for the run so that dc1 holds unshipped
+writes when it is demoted), the failover runs through the real CLI in the background, and once ``status`` shows
+WaitingForFinalSync the worker is killed. The fault is removed while no worker runs (the storage finishes the final
+sync on its own), then a new worker starts: the wait that was running on the dead worker times out on its
+heartbeat, is retried on the new worker, finds the sync complete, and the operation finishes.
+
+Checked: the CLI that followed the operation exits 0 with phase Relocated; no acknowledged write was lost; every
+step that writes (stop workloads, demote, promote, start workloads, reprotect...) ran once, in one attempt; only
+the interrupted wait took a second attempt; nothing was compensated. The invariant sampler runs throughout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.e2e.configs import (
+    app_pods,
+    lost_per_volume,
+    operation_phase,
+    slow_shipments,
+    wait_for,
+    wait_for_status,
+)
+from tests.e2e.conftest import CliResult, FullLab
+
+GROUP = "pg-prod"
+WRITE_STEPS = ("stop workloads", "prepare sync point", "demote", "promote", "start workloads", "reprotect")
+"""Steps that change the clusters (the others only observe or wait)."""
+
+
+def test_worker_killed_during_final_sync_wait(full_lab: FullLab, home: None, sampler_for: Any) -> None:
+    lost_before = lost_per_volume(full_lab, GROUP)
+    full_lab.simulator.add_fault(GROUP, "stall-final-sync")
+    with sampler_for(GROUP):
+        with slow_shipments(full_lab):
+            running = full_lab.cli_background("failover", "--group", GROUP, "--yes", "--json")
+            try:
+                wait_for_status(
+                    full_lab,
+                    GROUP,
+                    lambda v: operation_phase(v) == "WaitingForFinalSync",
+                    "the failover waiting for the (stalled) final sync",
+                )
+                full_lab.kill_worker()
+                assert full_lab.simulator.remove_faults(GROUP, kind="stall-final-sync") == 1
+                wait_for(
+                    lambda: all(v.final_sync_pending is None for v in full_lab.simulator.ledger(GROUP).volumes),
+                    "the storage finishing the final sync while no worker runs",
+                )
+                full_lab.start_worker()
+                stdout, stderr = running.communicate(timeout=180)
+            finally:
+                if running.poll() is None:
+                    running.kill()
+        result = CliResult(running.returncode, stdout, stderr)
+
+    assert result.code == 0, result.stdout + result.stderr
+    document = result.json()
+    assert document["outcome"] == "succeeded"
+    progress = document["progress"]
+    assert progress["phase"] == "Relocated"
+    assert document["message"] == f"{GROUP} relocated from dc1 to dc2"
+    assert progress["compensated"] == []
+
+    steps = progress["steps"]
+    assert all(s["outcome"] == "done" for s in steps), steps
+    for name in WRITE_STEPS:
+        runs = [(s["cluster"], s["attempts"]) for s in steps if s["name"] == name]
+        assert len(runs) == 1 and runs[0][1] == 1, (name, runs)
+    (final_sync,) = [s for s in steps if s["name"] == "wait for final sync"]
+    assert final_sync["attempts"] == 2, final_sync
+    assert "timed out" in (final_sync["last_error"] or ""), final_sync
+    assert not {"re-promote", "restart workloads", "return to Secondary"} & {s["name"] for s in steps}
+
+    view = wait_for_status(full_lab, GROUP, lambda v: v["protected"], "the group protected on dc2")
+    assert view["primary"] == "dc2"
+    assert (view["operation"]["outcome"], view["operation"]["phase"]) == ("succeeded", "Relocated")
+    pods = app_pods(full_lab, GROUP)
+    assert pods["dc2"] and pods["dc1"] == [], pods
+    assert lost_per_volume(full_lab, GROUP) == lost_before
+    assert all(v.writable == ["dc2"] for v in full_lab.simulator.ledger(GROUP).volumes)
