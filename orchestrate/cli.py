@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 from orchestrate.commands import admin, failover, manage, sandbox, status
+from orchestrate.exit_codes import ExitCode
 
 app = typer.Typer(
     name="orchestrate",
@@ -25,5 +29,19 @@ app.add_typer(sandbox.app, name="sandbox")
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    Leaves with ``os._exit`` after flushing: the Temporal client's native threads can outlive interpreter shutdown
+    and abort the process (SIGABRT) after it printed its answer (temporalio/sdk-python issue 300), which would
+    turn a correct exit code into 134.
+    """
+    code = int(ExitCode.OK)
+    try:
+        app()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    except KeyboardInterrupt:
+        code = int(ExitCode.INTERRUPTED)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

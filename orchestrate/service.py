@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.base import ReplicationStatus, Role
@@ -105,6 +106,8 @@ async def start_operation(
             static_details=f"triggered by {request.triggered_by}; namespace {group.namespace}; "
             f"backend {group.backend.value}; clusters {', '.join(group.clusters)}",
         )
+    except WorkflowAlreadyStartedError:
+        pass  # the client turns the server's ALREADY_EXISTS into this
     except RPCError as error:
         if error.status is not RPCStatusCode.ALREADY_EXISTS:
             raise

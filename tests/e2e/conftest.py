@@ -124,7 +124,8 @@ def full_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FullLab]:
             os.killpg(full.worker.pid, signal.SIGTERM)
             full.worker.wait(timeout=30)
     finally:
-        lab.down(purge=True)
+        # Reload: CLI calls may have restarted processes under new pids.
+        (Lab.load(root) if (root / "state.json").exists() else lab).down(purge=True)
 
 
 @dataclass
@@ -222,6 +223,8 @@ def home(full_lab: FullLab) -> Iterator[None]:
 
 
 def _restore(full_lab: FullLab) -> None:
+    # CLI calls (sandbox site-down/up) record new pids in state.json: start from what is recorded.
+    full_lab.lab = Lab.load(full_lab.lab.root)
     full_lab.simulator.remove_faults()
     for cluster in full_lab.lab.clusters.values():
         if not cluster.running_components()["kube-apiserver"]:
