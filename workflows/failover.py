@@ -26,6 +26,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 with workflow.unsafe.imports_passed_through():
     from adapters.base import ReplicationStatus, Role, SyncPoint
     from workflows import visibility
+    from workflows.groups import GroupConfig
     from workflows.models import (
         FailoverRequest,
         FailoverResult,
@@ -319,12 +320,8 @@ class GroupFailoverWorkflow:
                 cancellable=False,
             )
             saga.push(f"restart workloads on {source}", lambda: self._restart(request, source, snapshot))
-            await self._step(
-                "wait for volumes released",
-                source,
-                "wait_volumes_released",
-                WaitInput(group=group, cluster=source, timeout=group.timeouts.quiesce),
-                timeout=group.timeouts.quiesce,
+            await self._wait(
+                "wait for volumes released", source, "wait_volumes_released", group, group.timeouts.quiesce
             )
 
             self._set_phase(Phase.DEMOTING, f"demoting {source}")
@@ -341,13 +338,7 @@ class GroupFailoverWorkflow:
             )
 
             self._set_phase(Phase.WAITING_FOR_FINAL_SYNC, f"waiting for the final sync from {source}")
-            await self._step(
-                "wait for final sync",
-                source,
-                "wait_final_sync",
-                WaitInput(group=group, cluster=source, timeout=group.timeouts.final_sync),
-                timeout=group.timeouts.final_sync,
-            )
+            await self._wait("wait for final sync", source, "wait_final_sync", group, group.timeouts.final_sync)
 
             self._set_phase(Phase.PROMOTING, f"promoting {target}")
             saga.push(f"return {target} to Secondary", lambda: self._redemote(request, target, source))
@@ -358,13 +349,7 @@ class GroupFailoverWorkflow:
                 PromoteInput(group=group, cluster=target, peer=source, force=False, sync_point=sync_point),
                 cancellable=False,
             )
-            await self._step(
-                "wait for promotion",
-                target,
-                "wait_promoted",
-                WaitInput(group=group, cluster=target, timeout=group.timeouts.promote),
-                timeout=group.timeouts.promote,
-            )
+            await self._wait("wait for promotion", target, "wait_promoted", group, group.timeouts.promote)
         except (StepFailedError, AbortedError, asyncio.CancelledError) as failure:
             return await self._compensate(saga, failure)
 
@@ -393,13 +378,7 @@ class GroupFailoverWorkflow:
             await self._step(
                 "start workloads", target, "start_workloads", ScaleInput(group=group, cluster=target, replicas=replicas)
             )
-            await self._step(
-                "wait for workloads ready",
-                target,
-                "wait_workloads_ready",
-                WaitInput(group=group, cluster=target, timeout=group.timeouts.start),
-                timeout=group.timeouts.start,
-            )
+            await self._wait("wait for workloads ready", target, "wait_workloads_ready", group, group.timeouts.start)
             await self._hooks(request, "post", source, target)
             if source_lost:
                 await self._fence_on_return(request, source, target)
@@ -422,13 +401,7 @@ class GroupFailoverWorkflow:
         await self._step(
             "reprotect", source, "reprotect", ReprotectInput(group=group, cluster=source, peer=target, resync=resync)
         )
-        await self._step(
-            "wait for resync",
-            source,
-            "wait_resync",
-            WaitInput(group=group, cluster=source, timeout=group.timeouts.reprotect),
-            timeout=group.timeouts.reprotect,
-        )
+        await self._wait("wait for resync", source, "wait_resync", group, group.timeouts.reprotect)
 
     # ----------------------------------------------------------------------------------------- unplanned
 
@@ -460,13 +433,7 @@ class GroupFailoverWorkflow:
                 cancellable=False,
             )
             self._point_of_no_return = True
-            await self._step(
-                "wait for promotion",
-                target,
-                "wait_promoted",
-                WaitInput(group=group, cluster=target, timeout=group.timeouts.promote),
-                timeout=group.timeouts.promote,
-            )
+            await self._wait("wait for promotion", target, "wait_promoted", group, group.timeouts.promote)
         except StepFailedError as failure:
             return self._end(
                 Outcome.NEEDS_ATTENTION,
@@ -507,12 +474,8 @@ class GroupFailoverWorkflow:
             delay = min(delay * 2, request.fence_poll_max)
         self._message = f"{source} is back: stopping its workloads and demoting it with resync"
         await self._step("stop workloads on returning site", source, "stop_workloads", probe)
-        await self._step(
-            "wait for volumes released",
-            source,
-            "wait_volumes_released",
-            WaitInput(group=request.group, cluster=source, timeout=request.group.timeouts.quiesce),
-            timeout=request.group.timeouts.quiesce,
+        await self._wait(
+            "wait for volumes released", source, "wait_volumes_released", request.group, request.group.timeouts.quiesce
         )
         await self._reprotect(request, source, target, resync=True)
 
@@ -526,12 +489,12 @@ class GroupFailoverWorkflow:
             ScaleInput(group=request.group, cluster=cluster, replicas=snapshot.replicas),
             cancellable=False,
         )
-        await self._step(
+        await self._wait(
             "wait for workloads ready",
             cluster,
             "wait_workloads_ready",
-            WaitInput(group=request.group, cluster=cluster, timeout=request.group.timeouts.start),
-            timeout=request.group.timeouts.start,
+            request.group,
+            request.group.timeouts.start,
             cancellable=False,
         )
 
@@ -543,12 +506,12 @@ class GroupFailoverWorkflow:
             PromoteInput(group=request.group, cluster=source, peer=target, force=False),
             cancellable=False,
         )
-        await self._step(
+        await self._wait(
             "wait for re-promotion",
             source,
             "wait_promoted",
-            WaitInput(group=request.group, cluster=source, timeout=request.group.timeouts.promote),
-            timeout=request.group.timeouts.promote,
+            request.group,
+            request.group.timeouts.promote,
             cancellable=False,
         )
 
@@ -610,6 +573,20 @@ class GroupFailoverWorkflow:
                 HookInput(group=request.group, hook_name=hook.name, stage=stage, source=source, target=target),
                 timeout=request.group.timeouts.hooks,
             )
+
+    async def _wait(
+        self,
+        name: str,
+        cluster: str,
+        activity: str,
+        group: GroupConfig,
+        timeout: timedelta,
+        *,
+        cancellable: bool = True,
+    ) -> Any:
+        """A heartbeating wait on ``cluster`` whose attempt lasts as long as its own deadline."""
+        wait = WaitInput(group=group, cluster=cluster, timeout=timeout)
+        return await self._step(name, cluster, activity, wait, timeout=timeout, cancellable=cancellable)
 
     async def _step(
         self,
