@@ -8,35 +8,44 @@ progress query show what is being waited for; a retried wait resumes where the o
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 from temporalio import activity
-from temporalio.exceptions import CancelledError
+from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.errors import domain_errors
+from activities.groups import GroupLookup, workload_ref
+from activities.preflight import Preflight
 from adapters.base import ReplicationAdapter, ReplicationStatus, Role, SyncPoint, WriteResult
 from adapters.registry import adapter_for
 from adapters.waiting import Predicate, poll_intervals, wait_for_status
-from clusters.errors import BackendFailedError, ClusterUnreachableError, OrchestratorError
+from clusters.errors import (
+    BackendFailedError,
+    ClusterUnreachableError,
+    InvalidSpecError,
+    OrchestratorError,
+)
+from clusters.reachability import probe_once
 from clusters.registry import ClusterRegistry
-from clusters.workloads import WorkloadRef, read_workload, scale_workload, volumes_in_use
-from workflows.groups import GroupConfig, WorkloadConfig
+from clusters.workloads import read_workload, scale_workload, volumes_in_use, workload_pvcs
+from workflows.groups import GroupConfig, HeaderSource, WorkloadConfig
 from workflows.models import (
-    Finding,
     GroupOnCluster,
     HookInput,
-    Operation,
     PairInput,
     PreflightInput,
     PreflightReport,
+    ProbeReport,
     PromoteInput,
     ReprotectInput,
+    ResolveInput,
     RolesInput,
     RolesReport,
     ScaleInput,
-    Verdict,
     WaitInput,
     WorkloadsSnapshot,
 )
@@ -51,8 +60,16 @@ def _ordered(group: GroupConfig, *, reverse: bool = False) -> list[WorkloadConfi
     return sorted(group.workloads, key=lambda w: w.order, reverse=reverse)
 
 
-def _ref(workload: WorkloadConfig) -> WorkloadRef:
-    return WorkloadRef(kind=workload.kind, name=workload.name)
+_ref = workload_ref
+
+
+def _deadline(request: WaitInput) -> datetime:
+    """The wait's deadline: fixed by the workflow at the first attempt, so that a retry does not restart it."""
+    return request.deadline or datetime.now(UTC) + request.timeout
+
+
+def _remaining(request: WaitInput) -> float:
+    return max(0.0, (_deadline(request) - datetime.now(UTC)).total_seconds())
 
 
 def _heartbeat(detail: str) -> None:
@@ -61,52 +78,73 @@ def _heartbeat(detail: str) -> None:
 
 
 class FailoverActivities:
-    """Activities bound to one worker's cluster registry and HTTP client.
+    """Activities bound to one worker's configuration, cluster registry and HTTP client.
 
     Args:
         registry: one API client per configured cluster, shared by all activity threads.
+        groups: the worker's own configuration by group name (the only source of what an activity acts on).
         http: the client for hooks.
     """
 
-    def __init__(self, registry: ClusterRegistry, http: httpx.Client | None = None) -> None:
+    def __init__(self, registry: ClusterRegistry, groups: GroupLookup, http: httpx.Client | None = None) -> None:
         self.registry = registry
+        self.groups = groups
         self.http = http or httpx.Client()
+
+    def group(self, name: str) -> GroupConfig:
+        """The group called ``name`` in this worker's configuration."""
+        return self.groups(name)
 
     def adapter(self, group: GroupConfig, cluster: str) -> ReplicationAdapter:
         """The group's adapter on ``cluster``."""
+        if cluster not in group.clusters:
+            raise InvalidSpecError(f"group {group.name} does not live on {cluster}", cluster=cluster)
         return adapter_for(self.registry.api(cluster), group.replication_target(cluster))
 
     # ------------------------------------------------------------------------------------------- observation
 
+    @activity.defn(name="resolve_group")
+    @domain_errors
+    def resolve_group(self, request: ResolveInput) -> GroupConfig:
+        """The group's configuration as this worker has it (hook headers are references, never values)."""
+        return self.group(request.group)
+
     @activity.defn(name="observe_roles")
     @domain_errors
     def observe_roles(self, request: RolesInput) -> RolesReport:
-        """Observe both sides; an unreachable side is listed, not fatal."""
+        """Observe both sides: a side that does not answer is listed, one that answers with an error too."""
+        group = self.group(request.group)
         statuses: dict[str, ReplicationStatus] = {}
         unreachable: list[str] = []
-        for cluster in request.group.clusters:
+        errors: dict[str, str] = {}
+        for cluster in group.clusters:
             try:
                 self.registry.api(cluster).ping()
-                statuses[cluster] = self.adapter(request.group, cluster).observe()
+                statuses[cluster] = self.adapter(group, cluster).observe()
             except ClusterUnreachableError:
                 unreachable.append(cluster)
-        return RolesReport(statuses=statuses, unreachable=tuple(unreachable))
+            except OrchestratorError as exc:
+                errors[cluster] = exc.describe()
+        return RolesReport(statuses=statuses, unreachable=tuple(unreachable), errors=errors)
 
     @activity.defn(name="check_reachable")
     @domain_errors
-    def check_reachable(self, request: GroupOnCluster) -> bool:
-        """Whether ``cluster`` answers within the short reachability timeout."""
-        try:
-            self.registry.api(request.cluster).ping()
-        except ClusterUnreachableError:
-            return False
-        return True
+    def check_reachable(self, request: GroupOnCluster) -> ProbeReport:
+        """One probe of ``cluster``: whether its API answers usably (not 401/403, TLS failure or 5xx)."""
+        self.group(request.group)
+        found = probe_once(self.registry.api(request.cluster))
+        return ProbeReport(
+            cluster=request.cluster,
+            answers=found.verdict.value == "answers",
+            verdict=found.verdict.value,
+            detail=found.detail,
+        )
 
     @activity.defn(name="preflight")
     @domain_errors
     def preflight(self, request: PreflightInput) -> PreflightReport:
         """Check everything an operation needs, and report each check with what was observed."""
-        return Preflight(self, request).run()
+        return Preflight(self, self.group(request.group), request).run()
 
     # ------------------------------------------------------------------------------------------- workloads
 
@@ -114,24 +152,28 @@ class FailoverActivities:
     @domain_errors
     def stop_workloads(self, request: GroupOnCluster) -> WorkloadsSnapshot:
         """Scale the group's workloads to zero (reverse start order) and return the replicas they had."""
+        group = self.group(request.group)
         api = self.registry.api(request.cluster)
-        namespace = request.group.namespace
         replicas: dict[str, int] = {}
-        for workload in _ordered(request.group, reverse=True):
-            state = read_workload(api, namespace, _ref(workload))
+        for workload in _ordered(group, reverse=True):
+            state = read_workload(api, group.namespace, _ref(workload))
             # A retried stop sees 0 already: remember the configured count, not the 0.
             replicas[workload.name] = state.desired or workload.replicas
-            scale_workload(api, namespace, _ref(workload), 0)
+            scale_workload(api, group.namespace, _ref(workload), 0)
         return WorkloadsSnapshot(replicas=replicas)
 
     @activity.defn(name="wait_volumes_released")
     @domain_errors
     def wait_volumes_released(self, request: WaitInput) -> str:
-        """Wait until no pod uses the group's PVCs and no VolumeAttachment remains for their PVs."""
+        """Wait until no pod uses the group's PVCs and no VolumeAttachment remains for their PVs.
+
+        The PVCs are the union of the configured ones, those the workloads use (their claim templates and pods)
+        and those the replication objects list: an empty status list alone never ends the wait.
+        """
+        group = self.group(request.group)
         api = self.registry.api(request.cluster)
-        group = request.group
-        pvcs = list(group.replication.pvcs) or self._group_pvcs(group, request.cluster)
-        deadline = datetime.now(UTC) + request.timeout
+        pvcs = self.group_pvcs(group, request.cluster)
+        deadline = _deadline(request)
         intervals = poll_intervals(FIRST_POLL, MAX_POLL)
         while True:
             in_use = volumes_in_use(api, group.namespace, pvcs)
@@ -146,28 +188,39 @@ class FailoverActivities:
                 )
             activity_sleep(next(intervals))
 
-    def _group_pvcs(self, group: GroupConfig, cluster: str) -> list[str]:
-        status = self.adapter(group, cluster).observe()
-        return [volume.name for volume in status.volumes]
+    def group_pvcs(self, group: GroupConfig, cluster: str) -> list[str]:
+        """Every PVC of the group on ``cluster``: configured, used by its workloads, listed by its replication."""
+        api = self.registry.api(cluster)
+        names = set(group.replication.pvcs)
+        names.update(workload_pvcs(api, group.namespace, [_ref(w) for w in group.workloads]))
+        try:
+            status = self.adapter(group, cluster).observe()
+        except OrchestratorError:
+            status = None
+        if status is not None and group.backend.volumes_are_pvcs:
+            names.update(v.name for v in status.volumes)
+        return sorted(names)
 
     @activity.defn(name="start_workloads")
     @domain_errors
     def start_workloads(self, request: ScaleInput) -> None:
         """Scale the group's workloads up (in start order) to the remembered or configured replicas."""
+        group = self.group(request.group)
         api = self.registry.api(request.cluster)
-        for workload in _ordered(request.group):
+        for workload in _ordered(group):
             replicas = request.replicas.get(workload.name, workload.replicas)
-            scale_workload(api, request.group.namespace, _ref(workload), replicas)
+            scale_workload(api, group.namespace, _ref(workload), replicas)
 
     @activity.defn(name="wait_workloads_ready")
     @domain_errors
     def wait_workloads_ready(self, request: WaitInput) -> str:
         """Wait until every workload has all its replicas ready."""
+        group = self.group(request.group)
         api = self.registry.api(request.cluster)
-        deadline = datetime.now(UTC) + request.timeout
+        deadline = _deadline(request)
         intervals = poll_intervals(FIRST_POLL, MAX_POLL)
         while True:
-            states = [read_workload(api, request.group.namespace, _ref(w)) for w in _ordered(request.group)]
+            states = [read_workload(api, group.namespace, _ref(w)) for w in _ordered(group)]
             detail = ", ".join(f"{s.ref}: {s.ready}/{s.desired} ready" for s in states)
             _heartbeat(detail)
             if all(s.settled for s in states):
@@ -184,14 +237,15 @@ class FailoverActivities:
     @domain_errors
     def demote(self, request: PairInput) -> WriteResult:
         """Ask the source to become Secondary (planned: no forced resync)."""
-        peer = self.adapter(request.group, request.peer)
-        return self.adapter(request.group, request.cluster).demote(peer=peer)
+        group = self.group(request.group)
+        peer = self.adapter(group, request.peer)
+        return self.adapter(group, request.cluster).demote(peer=peer)
 
     @activity.defn(name="wait_final_sync")
     @domain_errors
     def wait_final_sync(self, request: WaitInput) -> ReplicationStatus:
         """Wait until the demoted source reports the final sync complete."""
-        adapter = self.adapter(request.group, request.cluster)
+        adapter = self.adapter(self.group(request.group), request.cluster)
         return self._wait(adapter, adapter.final_sync_complete, "final sync complete", request)
 
     @activity.defn(name="prepare_sync_point")
@@ -202,35 +256,45 @@ class FailoverActivities:
         if activity.in_activity():
             info = activity.info()
             operation_id = f"{info.workflow_id}/{info.workflow_run_id}"
-        return self.adapter(request.group, request.cluster).prepare_sync_point(operation_id=operation_id)
+        adapter = self.adapter(self.group(request.group), request.cluster)
+        return adapter.prepare_sync_point(operation_id=operation_id)
 
     @activity.defn(name="promote")
     @domain_errors
     def promote(self, request: PromoteInput) -> WriteResult:
         """Ask ``cluster`` to become Primary."""
-        peer = self.adapter(request.group, request.peer) if request.peer else None
-        adapter = self.adapter(request.group, request.cluster)
+        group = self.group(request.group)
+        peer = self.adapter(group, request.peer) if request.peer else None
+        adapter = self.adapter(group, request.cluster)
         return adapter.promote(force=request.force, sync_point=request.sync_point, peer=peer)
 
     @activity.defn(name="wait_promoted")
     @domain_errors
     def wait_promoted(self, request: WaitInput) -> ReplicationStatus:
         """Wait until ``cluster`` reports Primary."""
-        adapter = self.adapter(request.group, request.cluster)
+        adapter = self.adapter(self.group(request.group), request.cluster)
         return self._wait(adapter, adapter.promoted, "promoted", request)
+
+    @activity.defn(name="wait_secondary")
+    @domain_errors
+    def wait_secondary(self, request: WaitInput) -> ReplicationStatus:
+        """Wait until ``cluster`` reports Secondary for its current generation (before its peer is re-promoted)."""
+        adapter = self.adapter(self.group(request.group), request.cluster)
+        return self._wait(adapter, _observed_secondary, "Secondary (current generation)", request)
 
     @activity.defn(name="reprotect")
     @domain_errors
     def reprotect(self, request: ReprotectInput) -> WriteResult:
         """Make ``cluster`` follow ``peer`` as Secondary."""
-        peer = self.adapter(request.group, request.peer)
-        return self.adapter(request.group, request.cluster).reprotect(resync=request.resync, peer=peer)
+        group = self.group(request.group)
+        peer = self.adapter(group, request.peer)
+        return self.adapter(group, request.cluster).reprotect(resync=request.resync, peer=peer)
 
     @activity.defn(name="wait_resync")
     @domain_errors
     def wait_resync(self, request: WaitInput) -> ReplicationStatus:
         """Wait until ``cluster`` follows its peer and has caught up."""
-        adapter = self.adapter(request.group, request.cluster)
+        adapter = self.adapter(self.group(request.group), request.cluster)
         return self._wait(adapter, adapter.resync_complete, "resync complete", request)
 
     def _wait(
@@ -240,7 +304,7 @@ class FailoverActivities:
             adapter,
             predicate,
             what=what,
-            timeout=request.timeout.total_seconds(),
+            timeout=_remaining(request),
             interval=FIRST_POLL,
             max_interval=MAX_POLL,
             progress=lambda status: _heartbeat(status.message),
@@ -252,22 +316,35 @@ class FailoverActivities:
     @activity.defn(name="run_hook")
     @domain_errors
     def run_hook(self, request: HookInput) -> str:
-        """Call one HTTP hook with the operation's context; a non-2xx answer fails the step."""
-        hooks = request.group.hooks.pre if request.stage == "pre" else request.group.hooks.post
-        hook = next(h for h in hooks if h.name == request.hook_name)
+        """Call one configured HTTP hook with the operation's context; a non-2xx answer fails the step.
+
+        The URL and headers come from this worker's configuration (the input only names the hook); header values
+        are read from their environment variable or file now and appear in no result, error or log. Every
+        attempt of a step sends the same ``Idempotency-Key``.
+        """
+        group = self.group(request.group)
+        hook = group.hook(request.stage, request.hook_name)
+        if hook is None:
+            raise InvalidSpecError(f"group {group.name} has no {request.stage}-hook {request.hook_name!r}")
         payload = {
-            "group": request.group.name,
+            "group": group.name,
             "stage": request.stage,
             "source": request.source,
             "target": request.target,
             "hook": hook.name,
+            "idempotency_key": request.idempotency_key,
         }
+        headers = {name: header_value(hook.name, name, source) for name, source in hook.headers.items()}
+        if request.idempotency_key:
+            headers["Idempotency-Key"] = request.idempotency_key
         try:
             response = self.http.request(
-                hook.method, hook.url, json=payload, headers=hook.headers, timeout=hook.timeout.total_seconds()
+                hook.method, hook.url, json=payload, headers=headers, timeout=hook.timeout.total_seconds()
             )
         except httpx.HTTPError as exc:
-            raise ClusterUnreachableError(f"hook {hook.name}: {exc}", object_ref=hook.url) from exc
+            raise ClusterUnreachableError(
+                f"hook {hook.name}: {type(exc).__name__}: no answer from {hook.url}", object_ref=hook.url
+            ) from None
         if response.status_code >= 300:
             raise BackendFailedError(
                 f"hook {hook.name} answered {response.status_code}: {response.text[:200]}", object_ref=hook.url
@@ -275,179 +352,38 @@ class FailoverActivities:
         return f"hook {hook.name}: {response.status_code}"
 
 
+def header_value(hook: str, header: str, source: HeaderSource) -> str:
+    """A hook header's value, read from its reference (the message of a failure names the reference only)."""
+    if source.value is not None:
+        return source.value
+    if source.env is not None:
+        value = os.environ.get(source.env)
+        if value is None:
+            raise InvalidSpecError(f"hook {hook}: header {header}: environment variable {source.env} is not set")
+        return value
+    assert source.file is not None
+    try:
+        return Path(source.file).read_text().strip()
+    except OSError as exc:
+        raise InvalidSpecError(f"hook {hook}: header {header}: cannot read {source.file} ({exc.strerror})") from None
+
+
+def _observed_secondary(status: ReplicationStatus) -> bool:
+    return status.role is Role.SECONDARY and status.current
+
+
 def activity_sleep(seconds: float) -> None:
-    """Sleep inside an activity, waking early when Temporal cancels it (so compensation is not delayed)."""
+    """Sleep inside an activity, waking early when Temporal cancels it (so compensation is not delayed).
+
+    A worker shutting down also cancels its activities: that is no operator's cancellation, so it leaves as a
+    retryable failure and the step resumes on another worker.
+    """
     if activity.in_activity():
         activity.wait_for_cancelled_sync(seconds)
         if activity.is_cancelled():
+            details = activity.cancellation_details()
+            if activity.is_worker_shutdown() or (details is not None and details.worker_shutdown):
+                raise ApplicationError("the worker is shutting down; another worker resumes", type="WorkerShutdown")
             raise CancelledError("activity cancelled")
         return
     time.sleep(seconds)
-
-
-class Preflight:
-    """The checks before an operation, each recorded as a :class:`Finding`."""
-
-    def __init__(self, owner: FailoverActivities, request: PreflightInput) -> None:
-        self.owner = owner
-        self.request = request
-        self.findings: list[Finding] = []
-
-    def add(self, check: str, observed: str, verdict: Verdict, remedy: str | None = None) -> None:
-        """Record one check."""
-        self.findings.append(Finding(check=check, observed=observed, verdict=verdict, remedy=remedy))
-
-    def observe(self, cluster: str) -> tuple[bool, ReplicationStatus | None]:
-        """Reachability and status of one side, recorded as findings."""
-        try:
-            self.owner.registry.api(cluster).ping()
-        except ClusterUnreachableError:
-            return False, None
-        try:
-            return True, self.owner.adapter(self.request.group, cluster).observe()
-        except OrchestratorError as exc:
-            self.add(
-                f"replication objects on {cluster}",
-                exc.describe(),
-                Verdict.FAIL,
-                "create the group's replication objects or fix the group's configuration",
-            )
-            return True, None
-
-    def run(self) -> PreflightReport:
-        """Run every check for the request's operation."""
-        request = self.request
-        source, target = request.source, request.target
-        target_reachable, target_status = self.observe(target)
-        source_reachable, source_status = self.observe(source)
-        unplanned = request.operation is Operation.UNPLANNED
-        self._reachability(source, source_reachable, target, target_reachable, unplanned)
-        if target_status is not None:
-            self._target_role(target, target_status)
-        if source_status is not None and not unplanned:
-            self._source_role(source, source_status)
-        lag = self._lag(source_status)
-        if target_reachable:
-            self._workloads(target, expect_running=False)
-        if source_reachable and not unplanned:
-            self._workloads(source, expect_running=True)
-        return PreflightReport(
-            findings=tuple(self.findings),
-            source_status=source_status,
-            target_status=target_status,
-            lag_seconds=lag,
-            source_reachable=source_reachable,
-        )
-
-    def _reachability(self, source: str, source_ok: bool, target: str, target_ok: bool, unplanned: bool) -> None:
-        if target_ok:
-            self.add(f"{target} reachable", "answers", Verdict.PASS)
-        else:
-            self.add(
-                f"{target} reachable",
-                "no answer",
-                Verdict.FAIL,
-                f"the target must be reachable: restore access to {target}",
-            )
-        if unplanned:
-            if source_ok and not self.request.force:
-                self.add(
-                    f"{source} lost",
-                    f"{source} answers: the source site is not lost",
-                    Verdict.FAIL,
-                    f"use a planned failover (orchestrate failover --group {self.request.group.name}) which "
-                    "loses no data, or --force if the source must be abandoned anyway",
-                )
-            elif source_ok:
-                self.add(f"{source} lost", f"{source} answers; forced", Verdict.WARN)
-            else:
-                self.add(f"{source} lost", f"{source} does not answer", Verdict.PASS)
-        elif source_ok:
-            self.add(f"{source} reachable", "answers", Verdict.PASS)
-        else:
-            self.add(
-                f"{source} reachable",
-                "no answer",
-                Verdict.FAIL,
-                "a planned failover needs both sites; if the site is lost use --unplanned",
-            )
-
-    def _target_role(self, target: str, status: ReplicationStatus) -> None:
-        if status.role is Role.SECONDARY and status.current:
-            self.add(f"{target} is Secondary", status.message, Verdict.PASS)
-        else:
-            self.add(
-                f"{target} is Secondary",
-                status.message or status.role.value,
-                Verdict.FAIL,
-                f"{target} must be a current Secondary before it can be promoted",
-            )
-        if status.failure:
-            self.add(f"{target} not degraded", status.failure, Verdict.FAIL, "fix the replication error first")
-
-    def _source_role(self, source: str, status: ReplicationStatus) -> None:
-        if status.role is Role.PRIMARY and status.current:
-            self.add(f"{source} is Primary", status.message, Verdict.PASS)
-        else:
-            self.add(
-                f"{source} is Primary",
-                status.message or status.role.value,
-                Verdict.FAIL,
-                f"the group's primary is not {source}: check `orchestrate status --group {self.request.group.name}`",
-            )
-        if status.failure or not status.healthy:
-            self.add(
-                f"{source} healthy", status.failure or status.message, Verdict.FAIL, "fix the replication error first"
-            )
-        else:
-            self.add(f"{source} healthy", "not degraded", Verdict.PASS)
-
-    def _lag(self, source_status: ReplicationStatus | None) -> float | None:
-        group = self.request.group
-        rpo = group.rpo.total_seconds()
-        last = source_status.last_sync_time if source_status else None
-        if last is None:
-            if self.request.operation is not Operation.UNPLANNED:
-                self.add("lag within RPO", "the backend reports no last sync time", Verdict.WARN)
-            return None
-        lag = max(0.0, (datetime.now(UTC) - last).total_seconds())
-        observed = f"last sync {lag:.1f}s ago (RPO {rpo:.0f}s)"
-        if lag <= rpo:
-            self.add("lag within RPO", observed, Verdict.PASS)
-        elif self.request.force:
-            self.add("lag within RPO", observed + "; forced", Verdict.WARN)
-        else:
-            self.add(
-                "lag within RPO",
-                observed,
-                Verdict.FAIL,
-                "wait for replication to catch up, or pass --force to accept the lag",
-            )
-        return lag
-
-    def _workloads(self, cluster: str, *, expect_running: bool) -> None:
-        api = self.owner.registry.api(cluster)
-        for workload in self.request.group.workloads:
-            try:
-                state = read_workload(api, self.request.group.namespace, _ref(workload))
-            except OrchestratorError as exc:
-                self.add(
-                    f"{workload.kind} {workload.name} on {cluster}",
-                    exc.describe(),
-                    Verdict.FAIL,
-                    f"create {workload.kind} {workload.name} on {cluster} (scaled to 0 on the secondary)",
-                )
-                continue
-            if not expect_running and state.desired > 0:
-                self.add(
-                    f"{workload.kind} {workload.name} stopped on {cluster}",
-                    f"{state.desired} replica(s) desired on the target",
-                    Verdict.FAIL,
-                    f"scale {workload.name} to 0 on {cluster}: workloads must never run on both sites",
-                )
-            else:
-                self.add(
-                    f"{workload.kind} {workload.name} on {cluster}",
-                    f"{state.ready}/{state.desired} ready",
-                    Verdict.PASS,
-                )

@@ -9,6 +9,7 @@ repeated call writes nothing) and reports what the backend says in one normalise
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar
@@ -35,6 +36,15 @@ class Backend(StrEnum):
         so that the window with two promoted sides holds no running application.
         """
         return self is Backend.TRIDENT
+
+    @property
+    def volumes_are_pvcs(self) -> bool:
+        """Whether :attr:`ReplicationStatus.volumes` has one entry per PVC, named after the PVC.
+
+        PowerStore's array reports the protection group as a whole: its one entry stands for the
+        DellCSIReplicationGroup (named after it), so "a PVC missing from ``volumes``" means nothing there.
+        """
+        return self is not Backend.POWERSTORE
 
 
 class Role(StrEnum):
@@ -101,7 +111,14 @@ class ReplicationStatus(_Frozen):
             Validated=False/PrerequisiteNotMet); otherwise a failure means the backend keeps retrying.
         last_sync_time: the last completed sync the backend reports (primary side only for csi-addons/unified).
         message: a human-readable one-liner.
-        volumes: per-volume (or per-object) detail.
+        volumes: per-volume (or per-object) detail: one entry per PVC (csi-addons, unified, trident), or one entry
+            standing for the whole group, named after its object (powerstore; see
+            :attr:`Backend.volumes_are_pvcs`). ``healthy`` is false for a volume the backend reports degraded or
+            failed.
+        missing_volumes: PVCs the group expects (``ReplicationTarget.pvc_names``) that the backend's objects here
+            do not list or do not replicate, in the configured order; empty when every one is covered, when no
+            PVC names were given, or when the backend has not reported its volumes yet (then ``current`` is
+            false). A failover would leave these PVCs behind. See each adapter for how it tells.
         generations: the generation of every observed object, by object reference.
     """
 
@@ -118,7 +135,65 @@ class ReplicationStatus(_Frozen):
     last_sync_time: datetime | None = None
     message: str = ""
     volumes: tuple[VolumeState, ...] = ()
+    missing_volumes: tuple[str, ...] = ()
     generations: dict[str, int] = Field(default_factory=dict)
+
+    def volume_problems(self, expected: Sequence[str] = ()) -> list[str]:
+        """What stands between the group's volumes and a failover that carries every one of them.
+
+        First, in the order of ``expected`` followed by :attr:`missing_volumes` (each PVC once): every PVC that is
+        not replicated here, i.e. listed in :attr:`missing_volumes`, or, for backends whose :attr:`volumes` name
+        PVCs, absent from :attr:`volumes` (e.g. ``PVC wal-postgres-0 is not replicated by VolumeGroupReplication
+        pg-prod/postgres``). Then every unhealthy volume not reported yet, as ``PVC <name>: <state> (<message>)``.
+
+        For a backend whose one volume entry stands for the group (PowerStore, see
+        :attr:`Backend.volumes_are_pvcs`) the entries cannot be matched with PVC names: an ``expected`` PVC is
+        reported only when the adapter listed it in :attr:`missing_volumes`, and the health problems name the
+        group's object (``DellCSIReplicationGroup rg-pg-prod (every PVC of the group): Error (...)``).
+
+        This judges the volumes only: whether the observation is ``current`` (a status not yet reconciled can
+        still list PVCs from before), and the group's role and health, are for the caller to check.
+
+        Args:
+            expected: the PVCs the caller needs replicated, e.g. the group's configured PVCs or the PVCs its
+                workloads use (:func:`clusters.workloads.workload_pvcs`).
+
+        Returns:
+            Human-readable problems, one per PVC or unhealthy volume; empty when there are none.
+        """
+        by_name = {volume.name: volume for volume in self.volumes}
+        per_pvc = self.backend.volumes_are_pvcs
+        missing = set(self.missing_volumes)
+        problems: list[str] = []
+        reported: set[str] = set()
+        for name in dict.fromkeys([*expected, *self.missing_volumes]):
+            if name in missing or (per_pvc and name not in by_name):
+                volume = by_name.get(name) if per_pvc else None
+                detail = f" ({volume.message})" if volume is not None and volume.message else ""
+                problems.append(f"PVC {name} is not replicated by {self._replicated_by()}{detail}")
+                reported.add(name)
+        for volume in self.volumes:
+            if volume.healthy or (per_pvc and volume.name in reported):
+                continue
+            subject = f"PVC {volume.name}" if per_pvc else f"{self._object_ref(volume.name)} (every PVC of the group)"
+            detail = f" ({volume.message})" if volume.message else ""
+            problems.append(f"{subject}: {volume.state or 'no state reported'}{detail}")
+        return problems
+
+    def _replicated_by(self) -> str:
+        """The object that should replicate the group's PVCs, when there is one; else a generic phrase."""
+        refs = list(self.generations)
+        if len(refs) == 1:
+            return refs[0]
+        kinds = {ref.split(" ", 1)[0] for ref in refs}
+        return f"the group's {kinds.pop()}s" if len(kinds) == 1 else f"the group's {self.backend} replication objects"
+
+    def _object_ref(self, name: str) -> str:
+        """The reference (``Kind [namespace/]name``) of the observed object called ``name``, else ``name``."""
+        for ref in self.generations:
+            if ref.rsplit(" ", 1)[-1].rsplit("/", 1)[-1] == name:
+                return ref
+        return name
 
 
 class WriteResult(_Frozen):

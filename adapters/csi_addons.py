@@ -129,8 +129,11 @@ def read_status(
         resource: its kind (names the object in messages and ``generations``).
         fields: the API's field names.
         single_volume: the object is a VolumeReplication (its PVC is in the spec, not in the status).
-        expected_pvcs: the group's configured PVCs; those missing from the object's PVC list are reported as
-            unhealthy volumes (not replicated), because a failover would leave them behind.
+        expected_pvcs: the group's configured PVCs; those missing from the object's PVC list are reported in
+            ``missing_volumes`` and as unhealthy volumes (state ``not replicated``), because a failover would leave
+            them behind. Once the controller has reconciled the latest generation, an empty or absent PVC list
+            means the group replicates none of them (all are missing); before that the configured PVCs are shown
+            without being judged.
 
     Returns:
         The observation. ``role`` is Unknown and ``current`` false until the controller has reconciled the latest
@@ -192,7 +195,18 @@ def read_status(
         summary += "; autoResync=true"
 
     role = reported if current else Role.UNKNOWN
-    volumes, missing = _volumes(document, fields, single_volume, expected_pvcs, role, state, healthy, name)
+    volumes, missing = _volumes(
+        document,
+        fields,
+        single_volume=single_volume,
+        expected=expected_pvcs,
+        role=role,
+        state=state,
+        healthy=healthy,
+        health_note="" if healthy else _health_note(conditions),
+        reconciled=status_current,
+        fallback_name=name,
+    )
     if missing and status_current:
         summary += f"; not in the group, so not replicated: {', '.join(missing)}"
 
@@ -210,8 +224,15 @@ def read_status(
         last_sync_time=last_sync,
         message=f"{ref}: {summary}",
         volumes=volumes,
+        missing_volumes=tuple(missing),
         generations={ref: generation} if generation is not None else {},
     )
+
+
+def _health_note(conditions: Conditions) -> str:
+    """Why the volumes count as unhealthy: the current Degraded condition, or its absence."""
+    degraded = conditions.current(DEGRADED)
+    return degraded.describe() if degraded is not None else "no current Degraded condition"
 
 
 def _failure(conditions: Conditions, status_message: str) -> tuple[str | None, bool]:
@@ -294,14 +315,21 @@ def _steady_summary(
 def _volumes(
     document: JsonObject,
     fields: ReplicationFields,
+    *,
     single_volume: bool,
     expected: Sequence[str],
     role: Role,
     state: str,
     healthy: bool,
+    health_note: str,
+    reconciled: bool,
     fallback_name: str,
 ) -> tuple[tuple[VolumeState, ...], list[str]]:
-    """One VolumeState per PVC the object replicates, plus the expected PVCs it does not list."""
+    """One VolumeState per PVC the object replicates, plus the expected PVCs it does not list.
+
+    The object's conditions are the only health the API reports, so every listed PVC shares them (``healthy``,
+    and ``health_note`` as the message of an unhealthy one).
+    """
     if single_volume:
         names = [str(_dig(document, fields.volume_pvc) or fallback_name)]
     else:
@@ -310,20 +338,18 @@ def _volumes(
             [str(r["name"]) for r in refs if isinstance(r, dict) and r.get("name")] if isinstance(refs, list) else []
         )
     shown = state or "unobserved"
-    if not names:
+    if not names and not reconciled:
         # Nothing reported yet (status never observed): show the configured PVCs without judging them.
         return tuple(VolumeState(name=n, role=role, state=shown, healthy=healthy) for n in expected), []
-    volumes = [VolumeState(name=n, role=role, state=shown, healthy=healthy) for n in names]
-    missing = [n for n in expected if n not in names]
+    volumes = [VolumeState(name=n, role=role, state=shown, message=health_note, healthy=healthy) for n in names]
+    missing = [n for n in dict.fromkeys(expected) if n not in names]
+    why = (
+        f"{'.'.join(fields.volume_pvc)} is {names[0]}, not this PVC"
+        if single_volume
+        else f"not listed in {'.'.join(fields.group_pvcs)}: check the PVC's labels against the group's selector"
+    )
     volumes += [
-        VolumeState(
-            name=n,
-            role=Role.UNKNOWN,
-            state="not replicated",
-            message=f"not listed in {'.'.join(fields.group_pvcs)}: check the PVC's labels against the group's selector",
-            healthy=False,
-        )
-        for n in missing
+        VolumeState(name=n, role=Role.UNKNOWN, state="not replicated", message=why, healthy=False) for n in missing
     ]
     return tuple(volumes), missing
 
@@ -365,7 +391,8 @@ class CsiAddonsFamilyAdapter(ReplicationAdapter):
     Args:
         api: the cluster's API.
         target: ``name`` is the VolumeGroupReplication (or, with ``single_volume``, the VolumeReplication) in
-            ``namespace``; ``pvc_names``, when given, are checked against the PVCs the object reports.
+            ``namespace``; ``pvc_names``, when given, are checked against the PVCs the object reports (those it
+            does not list end up in ``ReplicationStatus.missing_volumes``, see :func:`read_status`).
 
     Raises:
         InvalidSpecError: the target is for another backend or names no object.

@@ -53,13 +53,20 @@ Normalisation into :class:`~adapters.base.ReplicationStatus`:
 - last_sync_time: ``lastSuccessfulUpdate`` while the link is ``SYNCHRONIZED`` (the sides were in sync when the
   controller last checked); ``None`` otherwise, because then that time is only when the link was last *looked
   at* and would understate the lag.
+- volumes: one entry standing for the whole group, named after the RG (the array reports the protection group,
+  not its volumes), unhealthy when the group is.
+- missing_volumes: an RG does not list its PVCs; Dell's replicator labels each PVC of the group
+  ``replication.storage.dell.com/replicationGroupName=<RG name>`` (the simulator selects the RG's volumes by the
+  same label). When ``target.pvc_names`` is given, observing lists the PVCs of the group's namespace (one
+  namespaced request) and reports each configured PVC that is absent from this cluster or does not carry this
+  RG's label. Without ``pvc_names`` nothing is read and ``missing_volumes`` stays empty.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -86,7 +93,7 @@ from adapters.documents import (
     text,
     timestamp,
 )
-from clusters.api import JsonObject, Resource
+from clusters.api import PVCS, JsonObject, Resource
 from clusters.errors import ConflictError, InvalidSpecError, NotReadyError, PreconditionFailedError
 
 REPLICATION_GROUPS = Resource(
@@ -113,6 +120,9 @@ SYNC_IN_PROGRESS = "SYNC_IN_PROGRESS"
 FLOWING_LINK_STATES = frozenset({SYNCHRONIZED, SYNC_IN_PROGRESS})
 UNHEALTHY_LINK_STATES = frozenset({"SUSPENDED", "INVALID", "UNKNOWN", "EMPTY", ""})
 """``EMPTY`` (a protection group without volumes) and an unreported link are not healthy either."""
+
+GROUP_LABEL = "replication.storage.dell.com/replicationGroupName"
+"""The label on each PVC of an RG, whose value is the RG's name: the only per-PVC membership Dell records."""
 
 REQUESTED_ACTION_ANNOTATION = f"{ANNOTATION_PREFIX}requested-action"
 ACTION_BASELINE_ANNOTATION = f"{ANNOTATION_PREFIX}action-baseline"
@@ -278,19 +288,52 @@ class Group:
         return Role.PRIMARY if self.is_source else Role.SECONDARY
 
 
-def summarise(cluster: str, group: Group) -> ReplicationStatus:
+def unlabelled_pvcs(rg_name: str, expected: Sequence[str], pvcs: Sequence[JsonObject]) -> dict[str, str]:
+    """The expected PVCs that are not volumes of the RG ``rg_name``, each with the reason.
+
+    Args:
+        rg_name: the RG's name on this cluster (the value of :data:`GROUP_LABEL` on its PVCs).
+        expected: the group's configured PVC names.
+        pvcs: the PVCs of the group's namespace on this cluster.
+
+    Returns:
+        ``PVC name -> why it is not in the RG``, in the order of ``expected``.
+    """
+    labels = {
+        text(pvc, "metadata", "name"): mapping(pvc, "metadata", "labels").get(GROUP_LABEL)
+        for pvc in pvcs
+        if text(pvc, "metadata", "name")
+    }
+    missing: dict[str, str] = {}
+    for name in expected:
+        if name not in labels:
+            missing[name] = "no such PVC on this cluster"
+        elif labels[name] != rg_name:
+            label = labels[name]
+            missing[name] = f"labelled {GROUP_LABEL}={label}" if label else f"no {GROUP_LABEL} label"
+    return missing
+
+
+def summarise(cluster: str, group: Group, unreplicated: Mapping[str, str] | None = None) -> ReplicationStatus:
     """Normalise an RG into one :class:`ReplicationStatus` (the rules are in the module docstring).
 
     Args:
         cluster: where it was read.
         group: the RG.
+        unreplicated: configured PVCs that are not volumes of the RG, with the reason (:func:`unlabelled_pvcs`);
+            they become ``missing_volumes`` and a note in the message.
     """
+    unreplicated = unreplicated or {}
     progress = group.progress()
     link = group.link_state
     healthy = link not in UNHEALTHY_LINK_STATES and group.state not in (ERROR, INVALID)
     side = {Role.PRIMARY: "source", Role.SECONDARY: "target", Role.UNKNOWN: "side unknown"}[group.role()]
     parts = [group.state or "no state", side, f"link {link or 'not reported'}"]
     parts += [detail for detail in (progress.failure, progress.note) if detail]
+    if unreplicated:
+        parts.append(
+            "not in the RG, so not replicated: " + ", ".join(f"{pvc} ({why})" for pvc, why in unreplicated.items())
+        )
     return ReplicationStatus(
         cluster=cluster,
         backend=Backend.POWERSTORE,
@@ -317,6 +360,7 @@ def summarise(cluster: str, group: Group) -> ReplicationStatus:
                 healthy=healthy,
             ),
         ),
+        missing_volumes=tuple(unreplicated),
         generations={group.ref: group.generation},
     )
 
@@ -334,8 +378,17 @@ class PowerStoreAdapter(ReplicationAdapter):
         return Group(self.api.get(REPLICATION_GROUPS, self.target.name))
 
     def observe(self) -> ReplicationStatus:
-        """Read the RG and normalise its status."""
-        return summarise(self.cluster, self._read())
+        """Read the RG and normalise its status.
+
+        With ``target.pvc_names``, also list the PVCs of ``target.namespace`` and report each configured PVC that
+        does not carry this RG's :data:`GROUP_LABEL` (or does not exist here) in ``missing_volumes``.
+        """
+        group = self._read()
+        unreplicated: dict[str, str] = {}
+        if self.target.pvc_names:
+            pvcs = self.api.list(PVCS, self.target.namespace)
+            unreplicated = unlabelled_pvcs(group.name, self.target.pvc_names, pvcs)
+        return summarise(self.cluster, group, unreplicated)
 
     @staticmethod
     def resync_complete(status: ReplicationStatus) -> bool:

@@ -31,6 +31,9 @@ Normalisation of the TMRs' ``status.conditions[0]`` into :class:`~adapters.base.
   succeeded ones, ``previousTransferTime`` of any) on the receiving side only, as the *oldest* of each TMR's newest
   transfer (the group is only as recent as its laggiest volume), and is ``None`` when any TMR has none: scheduled
   SnapMirror transfers leave no trace in Kubernetes, so ``None`` means "unknown", never "in sync".
+- volumes: one per configured PVC, unhealthy in a failure state. missing_volumes: the PVCs whose TMR mirrors
+  another PVC (``volumeMappings[0].localPVCName``); a PVC whose TMR does not exist makes the read raise
+  :class:`~clusters.errors.ObjectMissingError` instead, so every configured PVC is accounted for.
 
 PVCs are matched across the sites by name: ``target.pvc_names`` must be the same on both clusters.
 
@@ -158,6 +161,16 @@ class Mirror:
         return dict(mappings[0]) if mappings else {}
 
     @property
+    def local_pvc(self) -> str:
+        """``spec.volumeMappings[0].localPVCName``: the PVC this TMR actually mirrors."""
+        return text(self.volume_mapping, "localPVCName")
+
+    @property
+    def mirrors_pvc(self) -> bool:
+        """Whether the TMR mirrors the PVC the group maps to it (a TMR named for one PVC may mirror another)."""
+        return self.local_pvc == self.pvc
+
+    @property
     def condition(self) -> JsonObject:
         """``status.conditions[0]`` (Trident keeps exactly one), ``{}`` before the first reconcile."""
         conditions = objects(self.document, "status", "conditions")
@@ -213,7 +226,19 @@ class Mirror:
         return self.current and reached(self.desired, self.state)
 
     def volume_state(self) -> VolumeState:
-        """The volume as one entry of :attr:`ReplicationStatus.volumes`."""
+        """The volume as one entry of :attr:`ReplicationStatus.volumes`.
+
+        Unhealthy when the TMR is in a failure state, or when it mirrors another PVC than the one the group maps
+        to it (then the PVC is not replicated: state ``not replicated``, role Unknown).
+        """
+        if not self.mirrors_pvc:
+            return VolumeState(
+                name=self.pvc,
+                role=Role.UNKNOWN,
+                state="not replicated",
+                message=self.not_mirrored(),
+                healthy=False,
+            )
         message = self.message
         if not self.current:
             observed = self.observed_generation
@@ -231,6 +256,11 @@ class Mirror:
             healthy=self.state not in FAILURE_STATES,
         )
 
+    def not_mirrored(self) -> str:
+        """Why this TMR does not replicate its PVC (when :attr:`mirrors_pvc` is false)."""
+        mirrored = f"PVC {self.local_pvc}" if self.local_pvc else "no PVC"
+        return f"{self.ref} mirrors {mirrored} (its volumeMappings[0].localPVCName)"
+
 
 def summarise(cluster: str, mirrors: list[Mirror], last_sync_time: datetime | None = None) -> ReplicationStatus:
     """Normalise a group's TMRs into one :class:`ReplicationStatus` (the rules are in the module docstring).
@@ -239,7 +269,12 @@ def summarise(cluster: str, mirrors: list[Mirror], last_sync_time: datetime | No
         cluster: where they were read.
         mirrors: the group's TMRs, in PVC order.
         last_sync_time: the group's last complete transfer, when known.
+
+    ``missing_volumes`` lists the PVCs whose TMR mirrors another PVC (``volumeMappings[0].localPVCName``); a PVC
+    without any TMR never gets here, because reading the group raises :class:`ObjectMissingError` for it.
     """
+    unmirrored = [mirror for mirror in mirrors if not mirror.mirrors_pvc]
+    note = "; not replicated: " + ", ".join(f"{m.pvc}, {m.not_mirrored()}" for m in unmirrored) if unmirrored else ""
     current = all(mirror.current for mirror in mirrors)
     roles = {mirror.role for mirror in mirrors}
     role = roles.pop() if current and len(roles) == 1 else Role.UNKNOWN
@@ -263,8 +298,9 @@ def summarise(cluster: str, mirrors: list[Mirror], last_sync_time: datetime | No
         failure=failure,
         failure_permanent=failure is not None,
         last_sync_time=last_sync_time,
-        message=failure or _describe(mirrors),
+        message=(failure or _describe(mirrors)) + note,
         volumes=tuple(mirror.volume_state() for mirror in mirrors),
+        missing_volumes=tuple(dict.fromkeys(mirror.pvc for mirror in unmirrored)),
         generations={mirror.ref: mirror.generation for mirror in mirrors},
     )
 
@@ -342,7 +378,15 @@ class TridentAdapter(ReplicationAdapter):
         ]
 
     def observe(self) -> ReplicationStatus:
-        """Read the group's TMRs (and, on the receiving side, its mirror updates) and normalise them."""
+        """Read the group's TMRs (and, on the receiving side, its mirror updates) and normalise them.
+
+        Every configured PVC has its TMR read, so no PVC is skipped silently: a missing TMR raises, and a TMR that
+        mirrors another PVC puts the configured one in ``missing_volumes`` (see :func:`summarise`).
+
+        Raises:
+            InvalidSpecError: the target names no PVC.
+            ObjectMissingError: a PVC's TridentMirrorRelationship does not exist on this cluster.
+        """
         mirrors = self._read()
         return summarise(self.cluster, mirrors, self._last_transfer(mirrors))
 

@@ -25,7 +25,7 @@ from clusters.registry import ClusterRegistry
 from orchestrate.config import load_config
 from orchestrate.service import start_operation
 from orchestrate.temporal_client import connect
-from orchestrate.worker import MAX_CONCURRENT_ACTIVITIES, build_worker
+from orchestrate.worker import MAX_CONCURRENT_ACTIVITIES, MAX_CONCURRENT_LOCAL_ACTIVITIES, ConfigFile, build_worker
 from sandbox.lab import Lab
 from sandbox.simulator.client import SimulatorClient
 from workflows.models import FailoverRequest, Operation, Outcome
@@ -66,8 +66,8 @@ async def run(runs: int, group_name: str, root: Path, verbose: bool = False) -> 
         registry = ClusterRegistry(config.clusters)
         overheads: list[float] = []
         requests: list[int] = []
-        with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES) as executor:
-            async with build_worker(client, config, registry, executor):
+        with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES + MAX_CONCURRENT_LOCAL_ACTIVITIES) as executor:
+            async with build_worker(client, ConfigFile(config), registry, executor):
                 for index in range(runs):
                     apis = [registry.api(c) for c in group.clusters]
                     before = sum(api.request_count for api in apis)
@@ -75,7 +75,7 @@ async def run(runs: int, group_name: str, root: Path, verbose: bool = False) -> 
                     handle = await start_operation(
                         client,
                         config,
-                        FailoverRequest(group=group, operation=Operation.PLANNED, triggered_by="benchmark"),
+                        FailoverRequest(group=group.name, operation=Operation.PLANNED, triggered_by="benchmark"),
                     )
                     result = await handle.result()
                     elapsed = time.monotonic() - began

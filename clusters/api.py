@@ -3,14 +3,23 @@
 Everything the orchestrator reads or writes on a cluster goes through :class:`ClusterApi`: one place that sets the
 request timeout (a dead cluster must cost seconds, not minutes), turns HTTP statuses and connection failures into
 :mod:`clusters.errors`, and counts writes (tests prove idempotence by counting them).
+
+"Unreachable" (:class:`ClusterUnreachableError`) means that nothing answered: connection refused or reset, DNS, no
+route, a connect or read timeout. The orchestrator may treat such a site as lost, so an endpoint that answers
+badly is never unreachable: 401/403 is :class:`ForbiddenError`, 5xx/429 and non-JSON answers are
+:class:`ApiServerError`, a TLS failure is :class:`UntrustedEndpointError`.
 """
 
 from __future__ import annotations
 
+import errno
+import http.client
 import json
+import socket
+import ssl
 import threading
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +34,7 @@ from clusters.errors import (
     InvalidSpecError,
     ObjectMissingError,
     OrchestratorError,
+    UntrustedEndpointError,
 )
 
 JsonObject = dict[str, Any]
@@ -122,8 +132,19 @@ class ClusterApi:
     ) -> JsonObject:
         """Send one request and return the decoded JSON body.
 
+        The status is checked before the body is decoded: an error status with a non-JSON body (a proxy's HTML
+        page) is an error of that status whose message quotes the body's start; a 2xx whose body is not a JSON
+        object is an :class:`ApiServerError`.
+
         Raises:
-            OrchestratorError: a subclass naming this cluster and ``object_ref``.
+            ClusterUnreachableError: nothing answered: connection refused or reset, DNS, no route, or a connect or
+                read timeout.
+            UntrustedEndpointError: the TLS handshake failed (certificate not trusted, not TLS at all, ...).
+            ForbiddenError: 401 or 403.
+            ObjectMissingError: 404.
+            ConflictError: 409.
+            InvalidSpecError: 400 or 422.
+            ApiServerError: 5xx, 429, other statuses, a non-JSON 2xx, or an answer that is not valid HTTP.
         """
         configuration = self.api_client.configuration
         url = configuration.host + path
@@ -141,22 +162,42 @@ class ClusterApi:
             response = self.api_client.rest_client.request(  # type: ignore[no-untyped-call]
                 method, url, headers=headers, body=body, _request_timeout=timeout or self.timeout
             )
-            raw = response.read()
+            status = int(response.status)
+            http_reason = str(response.reason or "")
+            raw: bytes = response.read() or b""
         except client.ApiException as exc:
-            # The REST layer raises status 0 for TLS and connection-level failures.
-            raise ClusterUnreachableError(
-                f"no answer: {exc.reason}", cluster=self.cluster, object_ref=object_ref
-            ) from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise ClusterUnreachableError(f"no answer: {exc}", cluster=self.cluster, object_ref=object_ref) from exc
-        document: JsonObject = json.loads(raw) if raw else {}
-        if 200 <= response.status < 300:
+            raise self._api_exception_error(exc, object_ref) from exc
+        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+            raise self._transport_error(exc, object_ref) from exc
+        if 200 <= status < 300:
+            document = _decode(raw)
+            if document is None:
+                raise ApiServerError(
+                    f"HTTP {status} but the answer was not a JSON object: {_snippet(raw)}",
+                    cluster=self.cluster,
+                    object_ref=object_ref,
+                    condition="NotJSON",
+                )
             return document
-        raise self._error(response.status, document, object_ref)
+        raise self._error(status, _decode(raw), object_ref, http_reason=http_reason, raw=raw)
 
-    def _error(self, status: int, document: JsonObject, object_ref: str | None) -> OrchestratorError:
-        message = str(document.get("message") or f"HTTP {status}")
-        reason = str(document.get("reason") or status)
+    def _error(
+        self,
+        status: int,
+        document: JsonObject | None,
+        object_ref: str | None,
+        *,
+        http_reason: str = "",
+        raw: bytes = b"",
+    ) -> OrchestratorError:
+        """The error for an answer with a non-2xx ``status``; ``document`` is ``None`` when the body is not JSON."""
+        if document is not None and document.get("message"):
+            message = str(document["message"])
+        else:
+            message = f"HTTP {status} {http_reason}".rstrip()
+            if raw:
+                message += f": {_snippet(raw)}"
+        reason = str((document or {}).get("reason") or status)
         kwargs: dict[str, Any] = {"cluster": self.cluster, "object_ref": object_ref, "condition": reason}
         if status == 404:
             return ObjectMissingError(message, **kwargs)
@@ -165,8 +206,60 @@ class ClusterApi:
         if status in (400, 422):
             return InvalidSpecError(message, **kwargs)
         if status in (401, 403):
-            return ForbiddenError(message, **kwargs)
+            return ForbiddenError(
+                f"{message} (HTTP {status}: fix the orchestrator's RBAC rules or credentials)", **kwargs
+            )
         return ApiServerError(message, **kwargs)
+
+    def _api_exception_error(self, exc: client.ApiException, object_ref: str | None) -> OrchestratorError:
+        """Map an ``ApiException`` from the REST layer.
+
+        ``rest_client.request`` returns every HTTP answer, whatever its status; it raises ``ApiException`` only
+        with status 0 (a TLS failure, whose reason starts with ``SSLError``, or a request it cannot build) and, when
+        ``client_go_retries`` is on, with the status of a 429/5xx answer whose ``Retry-After`` retries ran out.
+        """
+        status = int(exc.status or 0)
+        reason = str(exc.reason or "")
+        if status:
+            body = exc.body if isinstance(exc.body, bytes) else str(exc.body or "").encode()
+            return self._error(status, _decode(body), object_ref, http_reason=reason, raw=body)
+        if reason.startswith("SSLError") or any(_is_tls_failure(cause) for cause in _causes(exc)):
+            return self._untrusted(reason.replace("\n", ": "), object_ref)
+        context = exc.__cause__ or exc.__context__
+        if context is not None and not isinstance(context, client.ApiException):
+            return self._transport_error(context, object_ref)
+        return InvalidSpecError(f"the request could not be sent: {reason}", cluster=self.cluster, object_ref=object_ref)
+
+    def _transport_error(self, exc: BaseException, object_ref: str | None) -> OrchestratorError:
+        """Map a failure below HTTP: only connection failures and timeouts are :class:`ClusterUnreachableError`."""
+        host = self.api_client.configuration.host
+        for cause in _causes(exc):
+            if _is_tls_failure(cause):
+                return self._untrusted(f"{type(cause).__name__}: {cause}", object_ref)
+            if _is_no_answer(cause):
+                return ClusterUnreachableError(
+                    f"no answer from {host}: {type(cause).__name__}: {cause}",
+                    cluster=self.cluster,
+                    object_ref=object_ref,
+                    condition="Unreachable",
+                )
+        # Something answered, but not with usable HTTP (bad status line, body cut off, too many redirects, ...).
+        return ApiServerError(
+            f"broken answer from {host}: {type(exc).__name__}: {exc}",
+            cluster=self.cluster,
+            object_ref=object_ref,
+            condition="BrokenAnswer",
+        )
+
+    def _untrusted(self, detail: str, object_ref: str | None) -> UntrustedEndpointError:
+        host = self.api_client.configuration.host
+        return UntrustedEndpointError(
+            f"TLS failure talking to {host}: something answers but its certificate is not trusted: "
+            f"check the kubeconfig's CA / server ({detail})",
+            cluster=self.cluster,
+            object_ref=object_ref,
+            condition="UntrustedEndpoint",
+        )
 
     # ------------------------------------------------------------------------------------------------- verbs
 
@@ -248,10 +341,91 @@ class ClusterApi:
             return
 
     def ping(self, timeout: float = 2.0) -> None:
-        """One cheap request (``/version``) with a short timeout; :class:`ClusterUnreachableError` when it fails."""
-        try:
-            self.request("GET", "/version", object_ref="/version", timeout=(timeout, timeout))
-        except OrchestratorError as exc:
-            if isinstance(exc, ClusterUnreachableError):
-                raise
-            raise ClusterUnreachableError(f"unhealthy: {exc.message}", cluster=self.cluster) from exc
+        """One cheap request (``/version``) with a short timeout: succeeds when the API server answers 2xx JSON.
+
+        Args:
+            timeout: connect and read timeout, in seconds, of each attempt (the client's ``retries`` may repeat
+                a failed attempt once more: :func:`clusters.kubeclient.new_api_client` sets one retry).
+
+        Raises:
+            ClusterUnreachableError: no answer at all (connection refused or reset, DNS, no route, timeout).
+            ForbiddenError: the API server refused the credentials (401/403).
+            ApiServerError: it answered but is unhealthy (5xx, 429, a non-JSON or broken answer).
+            UntrustedEndpointError: something answers but the TLS handshake failed (certificate not trusted).
+        """
+        self.request("GET", "/version", object_ref="/version", timeout=(timeout, timeout))
+
+
+_NO_ANSWER_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EPIPE,
+        errno.ETIMEDOUT,
+        errno.EHOSTUNREACH,
+        errno.EHOSTDOWN,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+        errno.ENETRESET,
+    }
+)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps, outermost first (urllib3 keeps the cause in ``reason``, ``args`` or ``__cause__``)."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        if isinstance(current, urllib3.exceptions.MaxRetryError) and current.reason is not None:
+            pending.append(current.reason)
+        if isinstance(current, urllib3.exceptions.ProxyError) and current.original_error is not None:
+            pending.append(current.original_error)
+        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        if current.__cause__ is not None:
+            pending.append(current.__cause__)
+        elif current.__context__ is not None and not current.__suppress_context__:
+            pending.append(current.__context__)
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    """A TLS handshake or certificate verification failure.
+
+    Check it before :func:`_is_no_answer`: ``ssl.SSLError`` is an ``OSError`` too.
+    """
+    return isinstance(exc, urllib3.exceptions.SSLError | ssl.SSLError | ssl.CertificateError)
+
+
+def _is_no_answer(exc: BaseException) -> bool:
+    """A connection failure (refused, reset, DNS, no route) or a connect/read timeout: nothing answered."""
+    if isinstance(
+        exc,
+        urllib3.exceptions.TimeoutError  # connect and read timeouts; NewConnectionError and NameResolutionError too
+        | TimeoutError
+        | ConnectionError  # refused, reset, aborted, broken pipe; http.client.RemoteDisconnected
+        | socket.gaierror,
+    ):
+        return True
+    return isinstance(exc, OSError) and exc.errno in _NO_ANSWER_ERRNOS
+
+
+def _decode(raw: bytes) -> JsonObject | None:
+    """The JSON object in ``raw`` (``{}`` when empty), or ``None`` when it is not a JSON object."""
+    if not raw.strip():
+        return {}
+    try:
+        document = json.loads(raw)
+    except ValueError:  # json.JSONDecodeError and UnicodeDecodeError
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _snippet(raw: bytes, limit: int = 200) -> str:
+    """The start of a body, on one line, for an error message."""
+    text = " ".join(raw[: limit * 4].decode("utf-8", errors="replace").split())
+    return text if len(text) <= limit else text[:limit] + "..."

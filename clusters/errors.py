@@ -73,11 +73,18 @@ class PermanentError(OrchestratorError):
 
 
 class ClusterUnreachableError(RetryableError):
-    """The cluster's API did not answer within the short reachability timeout."""
+    """The cluster's API does not answer: connection refused, reset, DNS or routing failure, or a timeout.
+
+    Only a failure to get any answer is "unreachable" (the orchestrator may treat the site as lost); an endpoint
+    that answers with an error, a non-JSON body or an untrusted certificate raises another class.
+    """
 
 
 class ApiServerError(RetryableError):
-    """The API server answered 5xx or 429, or the request timed out."""
+    """The API server answered but could not serve the request: 5xx, 429, or an answer that is not valid JSON/HTTP.
+
+    It answered, so this is never "unreachable".
+    """
 
 
 class ConflictError(RetryableError):
@@ -113,3 +120,10 @@ class PreconditionFailedError(PermanentError):
 
 class ForbiddenError(PermanentError):
     """The API server refused the orchestrator's identity (HTTP 401/403): fix RBAC or credentials."""
+
+
+class UntrustedEndpointError(PermanentError):
+    """Something answers at the cluster's address, but the TLS handshake failed (its certificate is not trusted).
+
+    The endpoint is *not* unreachable: check the kubeconfig's CA (``certificate-authority-data``) and ``server``.
+    """

@@ -1,13 +1,14 @@
 """Workloads and volumes of a protection group on one cluster.
 
 Scale StatefulSets and Deployments (through their ``scale`` subresource, idempotently), read desired and ready
-replicas, find the group's PVCs, and tell whether any volume is still in use: a pod that references a PVC, or a
-VolumeAttachment of its PV. The orchestrator demotes only when nothing uses the volumes (newer ceph-csi refuses to
-demote a published volume).
+replicas, find the group's PVCs (by label, or the ones its workloads use), and tell whether any volume is still in
+use: a pod that references a PVC, or a VolumeAttachment of its PV. The orchestrator demotes only when nothing uses
+the volumes (newer ceph-csi refuses to demote a published volume).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -137,6 +138,79 @@ def _pod_claims(pod: JsonObject) -> set[str]:
         for volume in pod.get("spec", {}).get("volumes", []) or []
         if volume.get("persistentVolumeClaim")
     }
+
+
+def workload_pvcs(api: ClusterApi, namespace: str, workloads: Sequence[WorkloadRef]) -> list[str]:
+    """The PVCs the workloads use, whether or not they run now: what a failover must carry across.
+
+    Per workload:
+
+    - StatefulSet: ``<template>-<statefulset>-<ordinal>`` for each of ``spec.volumeClaimTemplates`` and each
+      ordinal from ``spec.ordinals.start`` (default 0) on, for ``max(spec.replicas, status.replicas, 1)``
+      ordinals, so that a StatefulSet scaled to zero (as during a failover) still names ordinal 0's claims and
+      one scaling down still names the claims of pods not yet gone;
+    - StatefulSet and Deployment: the ``persistentVolumeClaim.claimName`` volumes of the pod template;
+    - the claims of every existing pod matching the workload's ``spec.selector`` (e.g. a pod created from an
+      older template, or one patched by hand).
+
+    Generic ephemeral volumes are left out: their PVCs belong to one pod and go with it. Every request is scoped
+    to ``namespace``: one GET per workload and one pod list per workload with a selector.
+
+    Args:
+        api: the cluster's API.
+        namespace: the workloads' namespace.
+        workloads: the workloads (StatefulSets and Deployments).
+
+    Returns:
+        The PVC names, sorted and without duplicates.
+
+    Raises:
+        ObjectMissingError: a workload does not exist on this cluster.
+    """
+    claims: set[str] = set()
+    for ref in workloads:
+        document = api.get(_RESOURCES[ref.kind], ref.name, namespace)
+        spec = document.get("spec") or {}
+        if ref.kind == "StatefulSet":
+            claims |= _claim_template_pvcs(ref.name, document)
+        claims |= _pod_claims(spec.get("template") or {})
+        selector = _label_selector(spec.get("selector") or {})
+        if selector:
+            # An empty selector would match every pod of the namespace, not the workload's.
+            for pod in api.list(PODS, namespace, label_selector=selector):
+                claims |= _pod_claims(pod)
+    return sorted(claims)
+
+
+def _claim_template_pvcs(name: str, statefulset: JsonObject) -> set[str]:
+    """The PVC names a StatefulSet's ``volumeClaimTemplates`` give its ordinals (see :func:`workload_pvcs`)."""
+    spec, status = statefulset.get("spec") or {}, statefulset.get("status") or {}
+    templates = [
+        str(template["metadata"]["name"])
+        for template in spec.get("volumeClaimTemplates") or []
+        if (template.get("metadata") or {}).get("name")
+    ]
+    replicas = spec.get("replicas")
+    count = max(1 if replicas is None else int(replicas), int(status.get("replicas") or 0), 1)
+    start = int((spec.get("ordinals") or {}).get("start") or 0)
+    return {f"{template}-{name}-{ordinal}" for template in templates for ordinal in range(start, start + count)}
+
+
+def _label_selector(selector: JsonObject) -> str:
+    """A ``metav1.LabelSelector`` as a label selector string (``matchLabels`` and ``matchExpressions``)."""
+    terms = [f"{key}={value}" for key, value in sorted((selector.get("matchLabels") or {}).items())]
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression.get("key"), expression.get("operator")
+        values = ",".join(sorted(str(v) for v in expression.get("values") or []))
+        if operator == "In":
+            terms.append(f"{key} in ({values})")
+        elif operator == "NotIn":
+            terms.append(f"{key} notin ({values})")
+        elif operator == "Exists":
+            terms.append(str(key))
+        elif operator == "DoesNotExist":
+            terms.append(f"!{key}")
+    return ",".join(terms)
 
 
 def volumes_in_use(api: ClusterApi, namespace: str, pvc_names: list[str] | tuple[str, ...]) -> VolumesInUse:

@@ -18,6 +18,7 @@ app = typer.Typer(
 )
 app.command()(failover.failover)
 app.command()(failover.failback)
+app.command()(failover.resume)
 app.command()(status.status)
 app.command()(status.groups)
 app.command()(status.history)

@@ -1,7 +1,8 @@
 """The orchestrator's configuration: one YAML file, validated by pydantic, errors reported with file, line and field.
 
-The file is found through ``--config``, else ``$ORCHESTRATE_CONFIG``, else ``./orchestrate.yaml``; the lab writes
-one for its demo groups. Roles are never configured: they are read from the clusters.
+The file is found through ``--config``, else ``$ORCHESTRATE_CONFIG``, else ``./orchestrate.yaml``, else the user's
+``$XDG_CONFIG_HOME/failover-orchestrator/orchestrate.yaml`` (``~/.config/...``; the local lab links its demo
+configuration there while it runs). Roles are never configured: they are read from the clusters.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ from workflows.groups import GroupConfig
 
 CONFIG_ENV = "ORCHESTRATE_CONFIG"
 DEFAULT_CONFIG = Path("orchestrate.yaml")
+
+
+def user_config_path() -> Path:
+    """The user's configuration file: ``$XDG_CONFIG_HOME/failover-orchestrator/orchestrate.yaml``."""
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "failover-orchestrator" / "orchestrate.yaml"
 
 
 class _Model(BaseModel):
@@ -104,8 +111,8 @@ class UnknownGroupError(ConfigError):
 def config_path(explicit: Path | None = None) -> Path:
     """The configuration file to use.
 
-    ``explicit``, else ``$ORCHESTRATE_CONFIG``, else ``./orchestrate.yaml``, else the one the local lab wrote
-    (so that after ``orchestrate sandbox up`` every command works without options).
+    ``explicit``, else ``$ORCHESTRATE_CONFIG``, else ``./orchestrate.yaml``, else the user's file (where
+    ``orchestrate sandbox up`` links the lab's, so that every command then works without options).
     """
     if explicit is not None:
         return explicit
@@ -114,10 +121,8 @@ def config_path(explicit: Path | None = None) -> Path:
         return Path(from_env)
     if DEFAULT_CONFIG.exists():
         return DEFAULT_CONFIG
-    from sandbox.lab import default_root
-
-    lab_config = default_root() / "orchestrate.yaml"
-    return lab_config if lab_config.exists() else DEFAULT_CONFIG
+    user = user_config_path()
+    return user if user.exists() else DEFAULT_CONFIG
 
 
 def load_config(path: Path | None = None) -> OrchestratorConfig:

@@ -22,9 +22,9 @@ from clusters.errors import ClusterUnreachableError, OrchestratorError
 from clusters.registry import ClusterRegistry
 from orchestrate.config import OrchestratorConfig
 from workflows import visibility
-from workflows.failover import GroupFailoverWorkflow
+from workflows.failover import GroupFailoverWorkflow, GroupFenceWorkflow, fence_id
 from workflows.groups import GroupConfig
-from workflows.models import FailoverRequest, FailoverResult, Operation, Phase, Progress
+from workflows.models import FailoverRequest, FailoverResult, FenceState, Operation, Phase, Progress
 from workflows.monitor import GroupMonitorWorkflow, MonitorInput, MonitorState, monitor_id
 
 EXECUTION_TIMEOUT = timedelta(days=30)
@@ -54,6 +54,22 @@ class GroupBusyError(Exception):
         )
 
 
+class FencePendingError(Exception):
+    """The group's old primary is not fenced yet: no new move may start before it is (only ``resume``)."""
+
+    def __init__(self, group: str, fence: FenceState) -> None:
+        self.group = group
+        self.fence = fence
+        since = f" since {fence.waiting_since:%Y-%m-%d %H:%M:%S}" if fence.waiting_since else ""
+        super().__init__(
+            f"group {group} is not safe to move: its old primary {fence.old_primary} is not fenced yet "
+            f"({fence_id(group)}, waiting{since}: {fence.message}); it may still hold a Primary replica. "
+            f"Wait until `orchestrate status --group {group}` shows it fenced (or restore access to "
+            f"{fence.old_primary}); `orchestrate resume --group {group}` finishes what is left on "
+            f"{fence.new_primary} meanwhile"
+        )
+
+
 def approval_needed(group: GroupConfig, operation: Operation, *, alert: bool) -> bool:
     """Whether the group's policy wants ``approve`` before this operation changes anything."""
     if alert and group.approval.alert_triggered:
@@ -74,8 +90,14 @@ async def start_operation(
 
     Raises:
         GroupBusyError: without ``join_running``, when an operation already runs on the group.
+        FencePendingError: the group's old primary still waits for its fence (a resume is let through).
     """
-    group = request.group
+    group = config.group(request.group)
+    fence = await fence_state(client, group.name)
+    if fence is not None and not fence.done:
+        if request.operation is not Operation.RESUME:
+            raise FencePendingError(group.name, fence)
+        request = request.model_copy(update={"fence_pending": True})
     if request.operation is Operation.UNPLANNED and request.last_sync_seen is None:
         seen = await monitor_state(client, group.name)
         if seen is not None and seen.last_sync_seen is not None:
@@ -101,8 +123,12 @@ async def start_operation(
                 WorkflowIDConflictPolicy.USE_EXISTING if join_running else WorkflowIDConflictPolicy.FAIL
             ),
             search_attributes=attributes,
-            static_summary=f"{request.operation.value} failover of {group.name}"
-            + (f" to {request.target}" if request.target else ""),
+            static_summary=(
+                f"resume of {group.name}"
+                if request.operation is Operation.RESUME
+                else f"{request.operation.value} failover of {group.name}"
+                + (f" to {request.target}" if request.target else "")
+            ),
             static_details=f"triggered by {request.triggered_by}; namespace {group.namespace}; "
             f"backend {group.backend.value}; clusters {', '.join(group.clusters)}",
         )
@@ -112,6 +138,22 @@ async def start_operation(
         if error.status is not RPCStatusCode.ALREADY_EXISTS:
             raise
     raise GroupBusyError(group.name, await running_progress(client, group.name))
+
+
+async def fence_state(client: Client, group: str) -> FenceState | None:
+    """The group's fence: its state while it runs, its result once done; ``None`` when it never ran."""
+    handle = client.get_workflow_handle_for(GroupFenceWorkflow.run, fence_id(group))
+    try:
+        description = await handle.describe()
+    except RPCError as error:
+        if error.status is RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    if description.status is WorkflowExecutionStatus.RUNNING:
+        return await handle.query(GroupFenceWorkflow.state)
+    if description.status is WorkflowExecutionStatus.COMPLETED:
+        return await handle.result()
+    return None
 
 
 async def monitor_state(client: Client, group: str) -> MonitorState | None:
@@ -130,7 +172,7 @@ async def ensure_monitors(client: Client, config: OrchestratorConfig) -> None:
     for group in config.groups:
         await client.start_workflow(
             GroupMonitorWorkflow.run,
-            MonitorInput(group=group),
+            MonitorInput(group=group.name),
             id=monitor_id(group.name),
             task_queue=config.temporal.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -216,6 +258,9 @@ def observe_group(registry: ClusterRegistry, config: OrchestratorConfig, group: 
             registry.api(cluster).ping()
         except ClusterUnreachableError as exc:
             sides.append(SideView(cluster=cluster, site=site, reachable=False, error=exc.message))
+            continue
+        except OrchestratorError as exc:  # it answers, but not usably (401/403, TLS, 5xx): say which
+            sides.append(SideView(cluster=cluster, site=site, reachable=True, error=exc.describe()))
             continue
         try:
             status = adapter_for(registry.api(cluster), group.replication_target(cluster)).observe()

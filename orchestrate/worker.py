@@ -1,17 +1,28 @@
-"""The worker process: runs the failover workflows and activities for every configured cluster.
+"""The worker process: runs the failover, fence and monitor workflows and their activities for every cluster.
 
-Activities are synchronous (the Kubernetes client is), so they run in a thread pool at least as large as the
-number of concurrent activities. The worker is stateless: kill it at any time, start another, and running
-operations resume from Temporal's history.
+Activities are synchronous (the Kubernetes client is), so they run in a thread pool. Ordinary activities (the
+waits, which may hold a thread for many minutes) and local activities (short steps) have separate slot limits,
+and the pool has a thread for every slot of both: a queued short step never waits for a wait to end. The worker
+is stateless: kill it at any time, start another, and running operations resume from Temporal's history. On
+SIGTERM it stops polling, gives running activities a moment, and their waits leave as retryable "worker shutting
+down" failures, never as an operator's cancellation.
+
+The worker acts only on its own configuration: workflow inputs name a group and :class:`ConfigFile` resolves it,
+re-reading the file when it changes (a group edited or removed takes effect at the next step; clusters need a
+restart).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,19 +30,70 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.failover import FailoverActivities
+from activities.groups import GroupNotConfiguredError
 from clusters.registry import ClusterRegistry
-from orchestrate.config import OrchestratorConfig
+from orchestrate.config import ConfigError, OrchestratorConfig, UnknownGroupError, load_config
 from orchestrate.service import ensure_monitors
 from orchestrate.temporal_client import connect
-from workflows.failover import GroupFailoverWorkflow
+from workflows.failover import GroupFailoverWorkflow, GroupFenceWorkflow
+from workflows.groups import GroupConfig
 from workflows.monitor import GroupMonitorWorkflow
 
 MAX_CONCURRENT_ACTIVITIES = 32
+"""Ordinary activities at once (waits and hooks)."""
+MAX_CONCURRENT_LOCAL_ACTIVITIES = 32
+"""Local activities at once (short steps): their own slots, and their own threads in the pool."""
+GRACEFUL_SHUTDOWN = timedelta(seconds=5)
+
+log = logging.getLogger(__name__)
+
+
+class ConfigFile:
+    """The worker's configuration, re-read when its file changes (a broken edit keeps the last good one).
+
+    Args:
+        config: the configuration loaded at start.
+        path: its file (``None``: never re-read).
+    """
+
+    def __init__(self, config: OrchestratorConfig, path: Path | None = None) -> None:
+        self._config = config
+        self._path = path
+        self._stamp = self._mtime()
+        self._lock = threading.Lock()
+
+    def _mtime(self) -> float | None:
+        try:
+            return self._path.stat().st_mtime_ns if self._path else None
+        except OSError:
+            return None
+
+    def current(self) -> OrchestratorConfig:
+        """The newest valid configuration."""
+        stamp = self._mtime()
+        if stamp is not None and stamp != self._stamp:
+            with self._lock:
+                if stamp != self._stamp:
+                    self._stamp = stamp
+                    try:
+                        self._config = load_config(self._path)
+                        log.info("configuration reloaded from %s", self._path)
+                    except ConfigError as error:
+                        log.error("configuration edit ignored (keeping the previous one): %s", error)
+        return self._config
+
+    def group(self, name: str) -> GroupConfig:
+        """The group called ``name``; :class:`GroupNotConfiguredError` (permanent) when there is none."""
+        try:
+            return self.current().group(name)
+        except UnknownGroupError as error:
+            raise GroupNotConfiguredError(f"{error} (in this worker's configuration)") from None
 
 
 def activity_functions(activities: FailoverActivities) -> list[Callable[..., Any]]:
     """Every activity the workflows call, bound to ``activities``."""
     return [
+        activities.resolve_group,
         activities.observe_roles,
         activities.check_reachable,
         activities.preflight,
@@ -44,29 +106,41 @@ def activity_functions(activities: FailoverActivities) -> list[Callable[..., Any
         activities.prepare_sync_point,
         activities.promote,
         activities.wait_promoted,
+        activities.wait_secondary,
         activities.reprotect,
         activities.wait_resync,
         activities.run_hook,
     ]
 
 
-def build_worker(
-    client: Client, config: OrchestratorConfig, registry: ClusterRegistry, executor: ThreadPoolExecutor
-) -> Worker:
+WORKFLOWS = [GroupFailoverWorkflow, GroupFenceWorkflow, GroupMonitorWorkflow]
+
+
+def build_worker(client: Client, config: ConfigFile, registry: ClusterRegistry, executor: ThreadPoolExecutor) -> Worker:
     """A worker on the configured task queue with the workflows and activities."""
-    activities = FailoverActivities(registry, httpx.Client())
+    activities = FailoverActivities(registry, config.group, httpx.Client())
     return Worker(
         client,
-        task_queue=config.temporal.task_queue,
-        workflows=[GroupFailoverWorkflow, GroupMonitorWorkflow],
+        task_queue=config.current().temporal.task_queue,
+        workflows=WORKFLOWS,
         activities=activity_functions(activities),
         activity_executor=executor,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+        max_concurrent_local_activities=MAX_CONCURRENT_LOCAL_ACTIVITIES,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 
 
-async def run_worker(config: OrchestratorConfig, ready: Callable[[], None] | None = None) -> None:
-    """Run until SIGINT or SIGTERM."""
+async def run_worker(
+    config: OrchestratorConfig, ready: Callable[[], None] | None = None, *, path: Path | None = None
+) -> None:
+    """Run until SIGINT or SIGTERM.
+
+    Args:
+        config: the configuration loaded at start.
+        ready: called once the worker polls.
+        path: the configuration's file, re-read when it changes.
+    """
     client = await connect(config.temporal)
     registry = ClusterRegistry(config.clusters)
     stop = asyncio.Event()
@@ -74,9 +148,11 @@ async def run_worker(config: OrchestratorConfig, ready: Callable[[], None] | Non
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    watched = ConfigFile(config, path)
     try:
-        with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES) as executor:
-            async with build_worker(client, config, registry, executor):
+        threads = MAX_CONCURRENT_ACTIVITIES + MAX_CONCURRENT_LOCAL_ACTIVITIES
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="activity") as executor:
+            async with build_worker(client, watched, registry, executor):
                 await ensure_monitors(client, config)
                 if ready is not None:
                     ready()

@@ -17,6 +17,7 @@ from typing import Any
 
 from clusters.api import ClusterApi
 from clusters.kubeclient import close_api_client
+from orchestrate.config import user_config_path
 from sandbox.binaries import LabBinaries, ensure_binaries
 from sandbox.cluster import ClusterPorts, ClusterState, LabCluster, write_kubeconfig
 from sandbox.manifests import apply_manifests, crd_documents, wait_for_crds
@@ -220,6 +221,23 @@ class Lab:
         address = self.temporal.state.address if self.temporal else "127.0.0.1:7233"
         self.config_file.write_text(demo_config(self.kubeconfig, address, (primary, secondary)))
         wait_until_protected(self.config_file)
+        self._link_user_config()
+
+    def _link_user_config(self) -> None:
+        """Link the demo configuration as the user's (only for the default lab, never over a real file)."""
+        if os.environ.get("ORCHESTRATE_LAB_DIR"):
+            return
+        link = user_config_path()
+        if link.exists() and not link.is_symlink():
+            return
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(self.config_file)
+
+    def _unlink_user_config(self) -> None:
+        link = user_config_path()
+        if link.is_symlink() and Path(os.readlink(link)) == self.config_file:
+            link.unlink()
 
     def cluster_apis(self) -> dict[str, ClusterApi]:
         """A :class:`ClusterApi` per cluster (the caller may close their clients)."""
@@ -249,6 +267,7 @@ class Lab:
             if purge:
                 cluster.purge()
         if purge:
+            self._unlink_user_config()
             shutil.rmtree(self.root, ignore_errors=True)
         else:
             self.save()

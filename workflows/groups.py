@@ -1,7 +1,9 @@
-"""A protection group's configuration: the models the workflows carry (pure pydantic, no I/O).
+"""A protection group's configuration (pure pydantic, no I/O).
 
-Loaded from the configuration file by :mod:`orchestrate.config`; a workflow receives its group's configuration
-in its input and never rereads the file, so a running operation is not changed by an edit.
+Loaded from the configuration file by :mod:`orchestrate.config`. A workflow's input names its group; the worker
+resolves the name from its own configuration (``resolve_group``), so the group's namespace, workloads and hook URLs
+always come from the worker's file. Nothing here holds a secret: hook headers are references to environment
+variables or files, read by the activity that calls the hook.
 """
 
 from __future__ import annotations
@@ -89,13 +91,50 @@ class StepTimeouts(_Model):
     reprotect: Duration = timedelta(minutes=30)
 
 
+class HeaderSource(_Model):
+    """Where a hook header's value comes from: exactly one of an environment variable, a file, or a literal.
+
+    Secrets (tokens, API keys) belong in ``env`` or ``file``: only the reference is configured, carried and
+    logged; the value is read by the activity when it calls the hook. ``value`` is for what is not secret
+    (``Content-Type``).
+    """
+
+    env: str | None = None
+    file: str | None = None
+    value: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> HeaderSource:
+        given = [k for k in ("env", "file", "value") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a header needs exactly one of env: VARIABLE, file: PATH or value: TEXT")
+        return self
+
+    def describe(self) -> str:
+        """The reference, never the secret (for messages)."""
+        if self.env is not None:
+            return "$" + self.env
+        if self.file is not None:
+            return f"file {self.file}"
+        return "a literal value"
+
+
+def _header_reference(value: Any) -> Any:
+    if isinstance(value, str):
+        raise ValueError(
+            "give a reference, not the value: {env: VARIABLE} or {file: PATH} (secrets never go in the "
+            "configuration), or {value: TEXT} for a header that is not secret"
+        )
+    return value
+
+
 class HookConfig(_Model):
     """An HTTP call made before or after a failover (DNS switch, load balancer, notification)."""
 
     name: str
     url: str
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, Annotated[HeaderSource, BeforeValidator(_header_reference)]] = Field(default_factory=dict)
     timeout: Duration = timedelta(seconds=30)
 
     @field_validator("url")
@@ -120,11 +159,25 @@ class ApprovalPolicy(_Model):
         planned: planned failovers and failbacks need approval.
         unplanned: unplanned failovers need approval.
         alert_triggered: operations started by an alert need approval (the default: a human confirms).
+        timeout: how long an operation waits for approval before it gives up (nothing changed).
     """
 
     planned: bool = False
     unplanned: bool = False
     alert_triggered: bool = True
+    timeout: Duration = timedelta(hours=1)
+
+
+class LossDetection(_Model):
+    """When the source site counts as lost for an unplanned failover.
+
+    Attributes:
+        probes: how many reachability probes must all fail (connection refused or timed out).
+        window: over how long they are spread.
+    """
+
+    probes: int = Field(default=3, ge=1, le=20)
+    window: Duration = timedelta(seconds=6)
 
 
 class GroupConfig(_Model):
@@ -140,6 +193,7 @@ class GroupConfig(_Model):
     timeouts: StepTimeouts = StepTimeouts()
     hooks: Hooks = Hooks()
     approval: ApprovalPolicy = ApprovalPolicy()
+    loss_detection: LossDetection = LossDetection()
     priority: int = Field(default=100, ge=0)
     monitor_interval: Duration = timedelta(seconds=30)
 
@@ -170,6 +224,11 @@ class GroupConfig(_Model):
             tmr_names=self.replication.tmr_names,
             snapshot_class=self.replication.snapshot_class,
         )
+
+    def hook(self, stage: str, name: str) -> HookConfig | None:
+        """The ``stage`` (``pre`` or ``post``) hook called ``name``."""
+        hooks = self.hooks.pre if stage == "pre" else self.hooks.post
+        return next((h for h in hooks if h.name == name), None)
 
     def peer_of(self, cluster: str) -> str:
         """The group's other cluster."""

@@ -1,7 +1,10 @@
 """Models that cross the Temporal boundary: workflow inputs, activity inputs and results, progress and outcomes.
 
-All are frozen pydantic models with ``extra="forbid"`` (the client, worker and replayer use
-``pydantic_data_converter``). They carry small summaries (names, states, timestamps), never Kubernetes objects.
+All are frozen pydantic models (the client, worker and replayer use ``pydantic_data_converter``). They carry small
+summaries (names, states, timestamps), never Kubernetes objects, and never a group's configuration: inputs name the
+group and the worker resolves it from its own configuration, so a client cannot make the worker act on namespaces,
+workloads or URLs it chose. Unknown fields are ignored, so that an older worker can read what a newer client sent
+(and an older CLI a newer worker's result) while both are deployed.
 """
 
 from __future__ import annotations
@@ -12,13 +15,12 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.base import ReplicationStatus, SyncPoint
-from workflows.groups import GroupConfig
 
 
 class Frozen(BaseModel):
-    """Base of every boundary model."""
+    """Base of every boundary model: immutable, and tolerant of fields a newer peer adds."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
 
 class Operation(StrEnum):
@@ -27,6 +29,8 @@ class Operation(StrEnum):
     PLANNED = "planned"
     UNPLANNED = "unplanned"
     FAILBACK = "failback"
+    RESUME = "resume"
+    FENCE = "fence"
     SITE = "site"
 
 
@@ -44,9 +48,11 @@ class Phase(StrEnum):
     POST_HOOKS = "PostHooks"
     REPROTECTING = "Reprotecting"
     FENCING_ON_RETURN = "FencingOnReturn"
+    FENCED = "Fenced"
     COMPENSATING = "Compensating"
     RELOCATED = "Relocated"
     FAILED_OVER = "FailedOver"
+    RESUMED = "Resumed"
     DRY_RUN = "DryRunComplete"
     REFUSED = "Refused"
     FAILED_COMPENSATED = "FailedCompensated"
@@ -75,8 +81,8 @@ class FailoverRequest(Frozen):
     """The input of a group failover workflow.
 
     Attributes:
-        group: the group's configuration as it was when the operation started (the workflow never rereads it).
-        operation: planned, unplanned or failback.
+        group: the group's name; the worker resolves it from its own configuration (an unknown one is refused).
+        operation: planned, unplanned, failback or resume.
         target: the cluster that becomes primary; ``None`` means "the group's other cluster".
         force: proceed despite lag above RPO (planned) or a reachable source (unplanned).
         dry_run: stop after preflight and report the plan.
@@ -86,9 +92,10 @@ class FailoverRequest(Frozen):
         fence_poll_max: longest wait between fence-on-return probes.
         last_sync_seen: the newest completed sync the group's monitor saw (the data-loss window of an unplanned
             failover is measured from it when the lost primary was the only side reporting sync times).
+        fence_pending: resume only: a fence workflow still waits for the old primary (resume leaves it to it).
     """
 
-    group: GroupConfig
+    group: str
     operation: Operation
     target: str | None = None
     force: bool = False
@@ -98,6 +105,7 @@ class FailoverRequest(Frozen):
     fence_poll_initial: timedelta = timedelta(seconds=5)
     fence_poll_max: timedelta = timedelta(minutes=10)
     last_sync_seen: datetime | None = None
+    fence_pending: bool = False
 
 
 class StepRecord(Frozen):
@@ -132,13 +140,15 @@ class Progress(Frozen):
     steps: tuple[StepRecord, ...] = ()
     findings: tuple[Finding, ...] = ()
     lag_seconds: float | None = None
-    rpo_seconds: float
+    rpo_seconds: float | None = None
     data_loss_window_seconds: float | None = None
     last_sync_seen: datetime | None = None
     approval_pending: bool = False
     approved_by: str | None = None
     aborted_by: str | None = None
     compensated: tuple[str, ...] = ()
+    fence_workflow: str | None = None
+    left_to_do: tuple[str, ...] = ()
 
 
 class Outcome(StrEnum):
@@ -165,30 +175,31 @@ class FailoverResult(Frozen):
 class GroupOnCluster(Frozen):
     """An activity's subject: a group on one cluster."""
 
-    group: GroupConfig
+    group: str
     cluster: str
 
 
 class PairInput(Frozen):
     """An activity that needs both sides: ``cluster`` acts, ``peer`` is the other side."""
 
-    group: GroupConfig
+    group: str
     cluster: str
     peer: str
 
 
 class WaitInput(Frozen):
-    """A heartbeating wait on one side with its own deadline."""
+    """A heartbeating wait on one side with its own deadline (fixed at the first attempt: retries keep it)."""
 
-    group: GroupConfig
+    group: str
     cluster: str
     timeout: timedelta
+    deadline: datetime | None = None
 
 
 class PromoteInput(Frozen):
     """Promote ``cluster``: forced for an unplanned failover; ``sync_point`` from the source when planned."""
 
-    group: GroupConfig
+    group: str
     cluster: str
     peer: str
     force: bool
@@ -198,7 +209,7 @@ class PromoteInput(Frozen):
 class ReprotectInput(Frozen):
     """Make ``cluster`` follow ``peer``; ``resync`` only when the old primary returns after an unplanned failover."""
 
-    group: GroupConfig
+    group: str
     cluster: str
     peer: str
     resync: bool
@@ -207,7 +218,7 @@ class ReprotectInput(Frozen):
 class ScaleInput(Frozen):
     """Scale the group's workloads on ``cluster``; ``replicas`` by workload name (absent: the configured count)."""
 
-    group: GroupConfig
+    group: str
     cluster: str
     replicas: dict[str, int] = Field(default_factory=dict)
 
@@ -215,7 +226,7 @@ class ScaleInput(Frozen):
 class PreflightInput(Frozen):
     """Preflight of an operation moving ``group`` from ``source`` to ``target``."""
 
-    group: GroupConfig
+    group: str
     operation: Operation
     source: str
     target: str
@@ -240,14 +251,21 @@ class PreflightReport(Frozen):
 class RolesInput(Frozen):
     """Which side is primary now (read from the clusters, never from config)."""
 
-    group: GroupConfig
+    group: str
 
 
 class RolesReport(Frozen):
-    """The observed role of each reachable side."""
+    """The observed role of each side that answered.
+
+    Attributes:
+        statuses: the replication status of each side that answered and could be read.
+        unreachable: sides that did not answer at all (connection failures and timeouts only).
+        errors: sides that answered but could not be read (401/403, TLS, 5xx, a missing object), with the reason.
+    """
 
     statuses: dict[str, ReplicationStatus]
     unreachable: tuple[str, ...] = ()
+    errors: dict[str, str] = Field(default_factory=dict)
 
     def primaries(self) -> list[str]:
         """Clusters reporting Primary."""
@@ -261,10 +279,70 @@ class WorkloadsSnapshot(Frozen):
 
 
 class HookInput(Frozen):
-    """One HTTP hook call."""
+    """One HTTP hook call; ``idempotency_key`` is the same for every attempt of the same step."""
 
-    group: GroupConfig
+    group: str
     hook_name: str
     stage: str
     source: str
     target: str
+    idempotency_key: str = ""
+
+
+class ProbeReport(Frozen):
+    """One reachability probe of a cluster: ``answers`` is true only when its API answered and can be used."""
+
+    cluster: str
+    answers: bool
+    verdict: str
+    detail: str = ""
+
+
+class ResolveInput(Frozen):
+    """The group a workflow is about, by name."""
+
+    group: str
+
+
+class FenceRequest(Frozen):
+    """The input of a fence workflow (and what it carries across continue-as-new).
+
+    Attributes:
+        group: the group's name.
+        old_primary: the lost cluster to fence when it answers again.
+        new_primary: the cluster promoted in its place (the old one resyncs from it).
+        operation: the workflow id and run id of the unplanned failover that promoted ``new_primary``.
+        stage: where a continued fence resumes: ``waiting``, ``stopping`` or ``reprotecting``.
+        waiting_since: when the fence started waiting.
+        probes: probes made so far (across runs).
+        poll_initial: first pause between probes (doubles up to ``poll_max``).
+        poll_max: longest pause between probes.
+        delay: the next pause (carried across continue-as-new).
+    """
+
+    group: str
+    old_primary: str
+    new_primary: str
+    operation: str = ""
+    stage: str = "waiting"
+    waiting_since: datetime | None = None
+    probes: int = 0
+    poll_initial: timedelta = timedelta(seconds=5)
+    poll_max: timedelta = timedelta(minutes=10)
+    delay: timedelta | None = None
+
+
+class FenceState(Frozen):
+    """The answer of a fence's ``state`` query, and its result."""
+
+    group: str
+    old_primary: str
+    new_primary: str
+    stage: str
+    message: str
+    waiting_since: datetime | None = None
+    next_probe_at: datetime | None = None
+    probes: int = 0
+    last_error: str | None = None
+    steps: tuple[StepRecord, ...] = ()
+    done: bool = False

@@ -4,6 +4,9 @@ csi-addons and unified report ``lastSyncTime`` on the primary side only, so once
 nobody can read it any more. The monitor (workflow id ``monitor/<group>``, started by every worker) observes both
 sides every ``monitor_interval`` and keeps the newest sync time; an unplanned failover reads it to report its
 data-loss window. It continues as new every few hundred observations to keep its history short.
+
+It follows the worker's configuration: the group is resolved by name before every observation (a changed
+interval or replication object takes effect at the next one), and the monitor ends when the group is removed.
 """
 
 from __future__ import annotations
@@ -12,11 +15,11 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.groups import GroupConfig
-    from workflows.models import Frozen, RolesInput, RolesReport
+    from workflows.models import Frozen, ResolveInput, RolesInput, RolesReport
 
 OBSERVATIONS_PER_RUN = 300
 
@@ -29,7 +32,7 @@ def monitor_id(group: str) -> str:
 class MonitorInput(Frozen):
     """The monitor's input (and what it carries across continue-as-new)."""
 
-    group: GroupConfig
+    group: str
     last_sync_seen: datetime | None = None
     primary: str | None = None
 
@@ -60,10 +63,24 @@ class GroupMonitorWorkflow:
     async def run(self, request: MonitorInput) -> None:
         """Observe until continue-as-new."""
         last_sync, primary = request.last_sync_seen, request.primary
-        self._state = MonitorState(
-            group=request.group.name, last_sync_seen=last_sync, primary=primary, observed_at=None
-        )
+        self._state = MonitorState(group=request.group, last_sync_seen=last_sync, primary=primary, observed_at=None)
+        interval = timedelta(seconds=30)
         for _ in range(OBSERVATIONS_PER_RUN):
+            try:
+                group: GroupConfig = await workflow.execute_local_activity(
+                    "resolve_group",
+                    ResolveInput(group=request.group),
+                    result_type=GroupConfig,
+                    start_to_close_timeout=timedelta(seconds=10),
+                    retry_policy=RetryPolicy(maximum_attempts=1),
+                )
+                interval = group.monitor_interval
+            except ActivityError as error:
+                if isinstance(error.cause, ApplicationError) and error.cause.non_retryable:
+                    return  # the group was removed from the configuration
+            except ApplicationError as error:  # local activities raise the cause itself
+                if error.non_retryable:
+                    return
             try:
                 report: RolesReport = await workflow.execute_activity(
                     "observe_roles",
@@ -81,11 +98,11 @@ class GroupMonitorWorkflow:
             if len(primaries) == 1:
                 primary = primaries[0]
             self._state = MonitorState(
-                group=request.group.name,
+                group=request.group,
                 last_sync_seen=last_sync,
                 primary=primary,
                 observed_at=workflow.now(),
                 unreachable=report.unreachable,
             )
-            await workflow.sleep(request.group.monitor_interval, summary="next observation")
+            await workflow.sleep(interval, summary="next observation")
         workflow.continue_as_new(MonitorInput(group=request.group, last_sync_seen=last_sync, primary=primary))

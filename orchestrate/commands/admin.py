@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from orchestrate.commands.common import ConfigOption, JsonOption, config_or_exit
+from orchestrate.config import config_path as resolve_config_path
 from orchestrate.exit_codes import ExitCode
 from orchestrate.output import console, emit_json, fail
 from orchestrate.service import observe_groups
@@ -52,4 +53,11 @@ def worker(config_path: ConfigOption = None) -> None:
         f"worker: Temporal {config.temporal.address}, namespace {config.temporal.namespace}, task queue "
         f"{config.temporal.task_queue}, clusters {', '.join(c.name for c in config.clusters)}"
     )
-    asyncio.run(run_worker(config, ready=lambda: console.print("worker ready", highlight=False)))
+    console.print(f"worker: configuration {resolve_config_path(config_path)} (re-read when it changes)")
+    asyncio.run(
+        run_worker(
+            config,
+            ready=lambda: console.print("worker ready", highlight=False),
+            path=resolve_config_path(config_path),
+        )
+    )

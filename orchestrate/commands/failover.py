@@ -1,4 +1,4 @@
-"""``orchestrate failover`` and ``orchestrate failback``: start a group's operation and follow it live."""
+"""``orchestrate failover``, ``failback`` and ``resume``: start a group's operation and follow it live."""
 
 from __future__ import annotations
 
@@ -21,7 +21,13 @@ from orchestrate.commands.common import (
 )
 from orchestrate.exit_codes import ExitCode
 from orchestrate.output import console, emit_json, fail
-from orchestrate.service import GroupBusyError, approval_needed, pending_activity_details, start_operation
+from orchestrate.service import (
+    FencePendingError,
+    GroupBusyError,
+    approval_needed,
+    pending_activity_details,
+    start_operation,
+)
 from workflows.failover import GroupFailoverWorkflow
 from workflows.models import FailoverRequest, FailoverResult, Operation, Outcome, Progress, StepRecord, Verdict
 
@@ -73,6 +79,21 @@ def failback(
     _operate(group, Operation.FAILBACK, None, force, dry_run, yes, detach, as_json, config_path)
 
 
+def resume(
+    group: GroupOption,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    detach: Annotated[bool, typer.Option("--detach", help="Start and return at once.")] = False,
+    as_json: JsonOption = False,
+    config_path: ConfigOption = None,
+) -> None:
+    """Finish what an operation that ended "needs attention" left on GROUP's current Primary.
+
+    Re-observes the group (exactly one Primary is required), makes sure nothing runs on the other side, starts
+    the application on the Primary, runs the post-hooks and reprotects the other side (unless a fence will).
+    """
+    _operate(group, Operation.RESUME, None, False, False, yes, detach, as_json, config_path)
+
+
 def _operate(
     group_name: str,
     operation: Operation,
@@ -95,17 +116,15 @@ def _operate(
     if not (yes or dry_run):
         if not sys.stdin.isatty():
             fail(
-                f"{operation.value} failover of {group.name} needs confirmation",
+                f"{_describe(operation, group.name, target)} needs confirmation",
                 ExitCode.BAD_INPUT,
                 as_json=as_json,
                 hint="pass --yes (or --dry-run to only check)",
             )
-        if not typer.confirm(
-            f"{operation.value.capitalize()} failover of {group.name}" + (f" to {target}" if target else "") + "?"
-        ):
+        if not typer.confirm(f"{_describe(operation, group.name, target).capitalize()}?"):
             fail("not confirmed; nothing was changed", ExitCode.BAD_INPUT, as_json=as_json)
     request = FailoverRequest(
-        group=group,
+        group=group.name,
         operation=operation,
         target=target,
         force=force,
@@ -117,21 +136,27 @@ def _operate(
     raise typer.Exit(int(code))
 
 
+def _describe(operation: Operation, group: str, target: str | None) -> str:
+    if operation is Operation.RESUME:
+        return f"resume of {group}"
+    return f"{operation.value} failover of {group}" + (f" to {target}" if target else "")
+
+
 async def _start_and_follow(config: Any, request: FailoverRequest, *, detach: bool, as_json: bool) -> ExitCode:
     client = await client_or_exit(config, as_json=as_json)
     try:
         handle = await start_operation(client, config, request)
-    except GroupBusyError as busy:
+    except (GroupBusyError, FencePendingError) as busy:
         fail(str(busy), ExitCode.REFUSED, as_json=as_json)
     if detach:
         if as_json:
             emit_json({"workflow_id": handle.id, "run_id": handle.result_run_id, "detached": True})
         else:
-            console.print(f"started {handle.id}; follow it with `orchestrate status --group {request.group.name}`")
+            console.print(f"started {handle.id}; follow it with `orchestrate status --group {request.group}`")
         return ExitCode.OK
     if not as_json:
         console.print(
-            f"[bold]{request.operation.value} failover of {request.group.name}[/] started as "
+            f"[bold]{_describe(request.operation, request.group, request.target)}[/] started as "
             f"workflow [cyan]{handle.id}[/]"
         )
     try:
@@ -146,7 +171,7 @@ async def _start_and_follow(config: Any, request: FailoverRequest, *, detach: bo
     except (KeyboardInterrupt, asyncio.CancelledError):
         console.print(
             f"\ninterrupted: the operation goes on in Temporal; `orchestrate status --group "
-            f"{request.group.name}` follows it, `orchestrate abort` stops it"
+            f"{request.group}` follows it, `orchestrate abort` stops it"
         )
         return ExitCode.INTERRUPTED
     code = OUTCOME_EXIT[result.outcome]
@@ -238,7 +263,8 @@ def render_result(result: FailoverResult) -> None:
     colour = {"succeeded": "green", "dry-run": "green", "refused": "yellow"}.get(result.outcome.value, "red")
     console.print(f"[bold {colour}]{result.outcome.value}[/]: {result.message}")
     if progress.lag_seconds is not None:
-        console.print(f"   lag before the operation: {progress.lag_seconds:.1f}s (RPO {progress.rpo_seconds:.0f}s)")
+        rpo = f" (RPO {progress.rpo_seconds:.0f}s)" if progress.rpo_seconds is not None else ""
+        console.print(f"   lag before the operation: {progress.lag_seconds:.1f}s{rpo}")
     if progress.data_loss_window_seconds is not None:
         since = f" at {progress.last_sync_seen.isoformat()}" if progress.last_sync_seen else ""
         console.print(
@@ -246,3 +272,10 @@ def render_result(result: FailoverResult) -> None:
         )
     if progress.compensated:
         console.print(f"   undone: {', '.join(progress.compensated)}")
+    if progress.left_to_do:
+        console.print(f"   left to do: {', '.join(progress.left_to_do)}")
+    if progress.fence_workflow:
+        console.print(
+            f"   fence: {progress.fence_workflow} demotes {progress.source} with resync when it answers again "
+            f"(`orchestrate status --group {progress.group}` shows it)"
+        )

@@ -17,7 +17,7 @@ from orchestrate.commands.common import (
 )
 from orchestrate.config import OrchestratorConfig
 from orchestrate.output import console, emit_json
-from orchestrate.service import GroupView, last_operation, observe_groups
+from orchestrate.service import GroupView, fence_state, last_operation, observe_groups
 from workflows import visibility
 from workflows.models import FailoverResult, Progress
 
@@ -49,8 +49,11 @@ async def _collect(
         raise
     for name in names:
         found = await last_operation(client, name)
+        fence = await fence_state(client, name)
         if found is None:
-            operations[name] = None
+            operations[name] = (
+                {"workflow_id": None, "status": "NONE", "fence": fence.model_dump(mode="json")} if fence else None
+            )
             continue
         description, state = found
         entry: dict[str, Any] = {
@@ -65,6 +68,8 @@ async def _collect(
             entry.update(outcome=state.outcome.value, phase=state.progress.phase.value, message=state.message)
         else:
             entry.update(message=str(state))
+        if fence is not None:
+            entry["fence"] = fence.model_dump(mode="json")
         operations[name] = entry
     return views, operations
 
@@ -92,13 +97,31 @@ def _render(view: GroupView, operation: dict[str, Any] | None) -> None:
     if view.lag_seconds is not None:
         within = "within" if view.lag_seconds <= view.rpo_seconds else "ABOVE"
         console.print(f"  lag {view.lag_seconds:.1f}s, {within} RPO {view.rpo_seconds:.0f}s")
-    if operation:
+    if operation and operation.get("workflow_id"):
         what = operation.get("outcome") or operation["status"].removeprefix("WORKFLOW_EXECUTION_STATUS_").lower()
         console.print(
             f"  operation {operation['workflow_id']}: {what}, phase {operation.get('phase', '-')}: "
             f"{operation.get('message', '')}"
         )
+    fence = (operation or {}).get("fence")
+    if fence:
+        _render_fence(view.group, fence)
     console.print()
+
+
+def _render_fence(group: str, fence: dict[str, Any]) -> None:
+    """The fence line: pending (since when, next probe, last error) or how it ended."""
+    if fence["done"]:
+        console.print(f"  fence fence/{group}: done: {fence['message']}")
+        return
+    since = (fence.get("waiting_since") or "?")[:19]
+    upcoming = (fence.get("next_probe_at") or "")[11:19]
+    console.print(
+        f"  [bold yellow]fence fence/{group} PENDING[/]: {fence['old_primary']} is not fenced yet (waiting since "
+        f"{since}, {fence['probes']} probe(s){', next at ' + upcoming if upcoming else ''}): {fence['message']}"
+    )
+    if fence.get("last_error"):
+        console.print(f"    last error: {fence['last_error']}")
 
 
 def groups(as_json: JsonOption = False, config_path: ConfigOption = None) -> None:

@@ -577,3 +577,64 @@ def test_wait_keeps_waiting_through_a_retrying_failure_until_timeout() -> None:
         wait(adapter, adapter.final_sync_complete, clock, what="final sync complete")
     assert len(clock.sleeps) == 12
     assert "last failure: VolumeGroupReplication pg-prod/postgres: Completed=False/FailedToDemote" in str(caught.value)
+
+
+# --------------------------------------------------------------------------------------------- missing_volumes
+
+
+def test_every_configured_pvc_listed_means_nothing_missing() -> None:
+    status = observe("csi-addons/primary-healthy.yaml", pvc_names=PVCS)
+    assert status.missing_volumes == ()
+    assert status.volume_problems(PVCS) == []
+
+
+def test_a_configured_pvc_missing_from_the_group_is_in_missing_volumes() -> None:
+    status = observe("csi-addons/primary-healthy.yaml", pvc_names=(*PVCS, "archive-postgres-0"))
+    assert status.missing_volumes == ("archive-postgres-0",)
+    assert status.volume_problems(PVCS) == [
+        f"PVC archive-postgres-0 is not replicated by {VGR_REF} (not listed in "
+        "status.persistentVolumeClaimsRefList: check the PVC's labels against the group's selector)"
+    ]
+
+
+@pytest.mark.parametrize("refs", [[], None])
+def test_a_reconciled_group_that_lists_no_pvc_misses_every_configured_one(refs: list[JsonObject] | None) -> None:
+    # The selector matches nothing: the controller reconciled the spec and replicates no volume at all.
+    document = recorded("csi-addons/primary-healthy.yaml")
+    if refs is None:
+        del document["status"]["persistentVolumeClaimsRefList"]
+    else:
+        document["status"]["persistentVolumeClaimsRefList"] = refs
+    api = FakeClusterApi()
+    api.put(CSI_ADDONS_FIELDS.group, document)
+    status = csi_adapter(api, pvc_names=PVCS).observe()
+    assert status.missing_volumes == PVCS
+    assert [(v.name, v.state, v.healthy) for v in status.volumes] == [(n, "not replicated", False) for n in PVCS]
+    assert f"not in the group, so not replicated: {', '.join(PVCS)}" in status.message
+    assert len(status.volume_problems(PVCS)) == 3
+
+
+def test_a_never_observed_group_judges_no_pvc_missing() -> None:
+    status = observe("csi-addons/empty-status.yaml", pvc_names=PVCS)
+    assert status.missing_volumes == ()
+
+
+def test_degraded_volumes_are_unhealthy_with_the_degraded_condition() -> None:
+    status = observe("csi-addons/secondary-first-pass.yaml", pvc_names=PVCS)
+    assert status.missing_volumes == ()
+    degraded = "Degraded=True/VolumeDegraded: VolumeGroup is degraded"
+    assert status.volumes == tuple(
+        VolumeState(name=n, role=Role.SECONDARY, state="Secondary", message=degraded, healthy=False) for n in PVCS
+    )
+    assert status.volume_problems(PVCS) == [f"PVC {n}: Secondary ({degraded})" for n in PVCS]
+
+
+def test_single_volume_replication_misses_another_configured_pvc() -> None:
+    status = observe(
+        "csi-addons/volumereplication-primary.yaml", single_volume=True, pvc_names=("redis-data-0", "redis-aof-0")
+    )
+    assert status.missing_volumes == ("redis-aof-0",)
+    assert status.volume_problems(["redis-data-0"]) == [
+        "PVC redis-aof-0 is not replicated by VolumeReplication cache/redis-data "
+        "(spec.dataSource.name is redis-data-0, not this PVC)"
+    ]

@@ -359,3 +359,63 @@ def test_resource_is_the_cluster_scoped_lab_crd() -> None:
         REPLICATION_GROUPS.path(name=NAME)
         == "/apis/replication.storage.dell.com/v1/dellcsireplicationgroups/rg-pg-prod"
     )
+
+
+# ----------------------------------------------------------------------------------------------- missing_volumes
+
+PVCS = ("data-postgres-0", "wal-postgres-0", "config-postgres-0")
+PVC = "PersistentVolumeClaim"
+GROUP_LABEL = "replication.storage.dell.com/replicationGroupName"
+
+
+def site_with_pvcs(recording: str, **target: object) -> tuple[PowerStoreAdapter, FakeClusterApi]:
+    """An RG and the group's labelled PVCs on dc1, observed with the configured PVC names."""
+    api = FakeClusterApi("dc1", [*load_recorded(f"powerstore/{recording}"), *load_recorded("powerstore/dc1-pvcs.yaml")])
+    return PowerStoreAdapter(api, TARGET.model_copy(update={"pvc_names": PVCS, **target})), api
+
+
+def test_every_configured_pvc_labelled_for_the_rg_means_nothing_missing() -> None:
+    adapter, _ = site_with_pvcs("dc1-source-ready.yaml")
+    status = adapter.observe()
+    assert status.missing_volumes == ()
+    assert status.message == "Ready; source; link SYNCHRONIZED; Action REPROTECT_LOCAL succeeded"
+    assert status.volume_problems(PVCS) == []
+
+
+def test_configured_pvcs_outside_the_rg_are_missing_with_the_reason() -> None:
+    adapter, api = site_with_pvcs("dc1-source-ready.yaml", pvc_names=(*PVCS, "archive-postgres-0"))
+    api.edit(PVC, "wal-postgres-0", lambda d: d["metadata"]["labels"].pop(GROUP_LABEL), "pg-prod")
+    api.edit(PVC, "config-postgres-0", lambda d: d["metadata"]["labels"].update({GROUP_LABEL: "rg-other"}), "pg-prod")
+    status = adapter.observe()
+    assert status.missing_volumes == ("wal-postgres-0", "config-postgres-0", "archive-postgres-0")
+    assert status.message.endswith(
+        f"; not in the RG, so not replicated: wal-postgres-0 (no {GROUP_LABEL} label), "
+        f"config-postgres-0 (labelled {GROUP_LABEL}=rg-other), archive-postgres-0 (no such PVC on this cluster)"
+    )
+    # The one volume entry stands for the RG: a PVC is missing only when the adapter says so.
+    assert status.volume_problems(["data-postgres-0", "wal-postgres-0"]) == [
+        f"PVC wal-postgres-0 is not replicated by {RG} {NAME}",
+        f"PVC config-postgres-0 is not replicated by {RG} {NAME}",
+        f"PVC archive-postgres-0 is not replicated by {RG} {NAME}",
+    ]
+    # The group's health is unchanged: the RG itself is fine.
+    assert status.healthy and PowerStoreAdapter.promoted(status)
+
+
+def test_without_pvc_names_no_pvc_is_read() -> None:
+    adapter, api = site("dc1", "dc1-source-ready.yaml")
+
+    def no_list(*args: object, **kwargs: object) -> list[JsonObject]:
+        raise AssertionError("observe() listed objects without configured PVC names")
+
+    api.list = no_list  # type: ignore[method-assign]
+    status = adapter.observe()
+    assert status.missing_volumes == ()
+    assert status.volume_problems(PVCS) == []
+
+
+def test_an_rg_in_error_is_a_problem_of_the_whole_group() -> None:
+    adapter, _ = site_with_pvcs("dc1-failover-remote-failed.yaml")
+    status = adapter.observe()
+    assert status.missing_volumes == () and not status.volumes[0].healthy
+    assert status.volume_problems(PVCS) == [f"{RG} {NAME} (every PVC of the group): Error (link SYNCHRONIZED)"]

@@ -18,6 +18,7 @@ from adapters.trident import (
     snapshot_name,
 )
 from adapters.waiting import wait_for_status
+from clusters.api import JsonObject
 from clusters.errors import (
     BackendFailedError,
     ConflictError,
@@ -487,3 +488,51 @@ def test_resources_are_the_lab_crds() -> None:
     )
     assert SNAPSHOT_INFOS.plural == "tridentsnapshotinfos"
     assert VOLUME_SNAPSHOTS.api_version == "snapshot.storage.k8s.io/v1"
+
+
+# ----------------------------------------------------------------------------------------------- missing_volumes
+
+
+def test_every_configured_pvc_has_its_tmr_so_nothing_is_missing() -> None:
+    for cluster, recording in (("dc1", "dc1-source-promoted.yaml"), ("dc2", "dc2-target-established.yaml")):
+        adapter, _ = site(cluster, recording)
+        status = adapter.observe()
+        assert status.missing_volumes == ()
+        assert status.volume_problems(PVCS) == []
+
+
+def test_a_tmr_that_mirrors_another_pvc_leaves_its_pvc_unreplicated() -> None:
+    adapter, api = site("dc2", "dc2-target-established.yaml")
+
+    def retarget(document: JsonObject) -> None:
+        document["spec"]["volumeMappings"][0]["localPVCName"] = "wal-postgres-1"
+
+    api.edit(TMR, "wal-postgres-0-mirror", retarget, NAMESPACE)
+    status = adapter.observe()
+    assert status.missing_volumes == ("wal-postgres-0",)
+    wal = status.volumes[1]
+    why = f"{TMR} pg-prod/wal-postgres-0-mirror mirrors PVC wal-postgres-1 (its volumeMappings[0].localPVCName)"
+    assert (wal.name, wal.role, wal.state, wal.message, wal.healthy) == (
+        "wal-postgres-0",
+        Role.UNKNOWN,
+        "not replicated",
+        why,
+        False,
+    )
+    assert status.message.endswith(f"; not replicated: wal-postgres-0, {why}")
+    assert status.volume_problems(PVCS) == [f"PVC wal-postgres-0 is not replicated by the group's {TMR}s ({why})"]
+
+
+def test_a_configured_pvc_without_a_tmr_still_fails_the_observation() -> None:
+    # No silent skip: the PVC is not reported as missing because observe() refuses to answer without its TMR.
+    adapter, _ = site("dc2", "dc2-target-established.yaml")
+    target = TARGET.model_copy(update={"pvc_names": (*PVCS, "archive-postgres-0")})
+    with pytest.raises(ObjectMissingError, match="archive-postgres-0"):
+        TridentAdapter(adapter.api, target).observe()
+
+
+def test_a_failed_tmr_is_an_unhealthy_volume_problem() -> None:
+    adapter, _ = site("dc2", "dc2-target-failed.yaml")
+    status = adapter.observe()
+    assert status.missing_volumes == ()
+    assert status.volume_problems(PVCS) == ["PVC wal-postgres-0: failed (Could not promote mirror)"]

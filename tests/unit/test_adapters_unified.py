@@ -111,3 +111,29 @@ def test_wait_timeout_names_the_last_status() -> None:
         wait_for_status(
             adapter, adapter.final_sync_complete, what="final sync complete", timeout=10, clock=clock, sleep=clock.sleep
         )
+
+
+def test_missing_volumes_come_from_the_shared_implementation() -> None:
+    status = unified(
+        FakeClusterApi(), "unified/primary-lowercase.yaml", pvc_names=(*PVCS, "archive-postgres-0")
+    ).observe()
+    assert status.missing_volumes == ("archive-postgres-0",)
+    assert status.volume_problems(PVCS) == [
+        f"PVC archive-postgres-0 is not replicated by {VGR_REF} (not listed in "
+        "status.persistentVolumeClaimsRefList: check the PVC's labels against the group's selector)"
+    ]
+    complete = unified(FakeClusterApi(), "unified/secondary-final-sync-complete.yaml", pvc_names=PVCS).observe()
+    assert complete.missing_volumes == () and complete.volume_problems(PVCS) == []
+
+
+def test_single_volume_missing_names_the_pvc_name_field() -> None:
+    status = unified(
+        FakeClusterApi(),
+        "unified/volumereplication-secondary.yaml",
+        name="redis-data",
+        namespace="cache",
+        single_volume=True,
+        pvc_names=("redis-data-0", "redis-aof-0"),
+    ).observe()
+    assert status.missing_volumes == ("redis-aof-0",)
+    assert status.volumes[-1].message == "spec.pvcName is redis-data-0, not this PVC"

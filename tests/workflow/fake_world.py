@@ -17,6 +17,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from adapters.base import Backend, ReplicationStatus, Role, SyncPoint, WriteResult
+from workflows.groups import GroupConfig
 from workflows.models import (
     Finding,
     GroupOnCluster,
@@ -24,8 +25,10 @@ from workflows.models import (
     PairInput,
     PreflightInput,
     PreflightReport,
+    ProbeReport,
     PromoteInput,
     ReprotectInput,
+    ResolveInput,
     RolesInput,
     RolesReport,
     ScaleInput,
@@ -66,6 +69,17 @@ class FakeWorld:
     start_waiting: asyncio.Event = field(default_factory=asyncio.Event)
     awaiting_fence: set[str] = field(default_factory=set)
     """Old primaries abandoned by an unplanned failover: the one allowed exception until they are fenced."""
+    groups: dict[str, GroupConfig] = field(default_factory=dict)
+    """The worker's configuration: activities resolve the group named in their input here."""
+    preflight_findings: list[Finding] = field(default_factory=list)
+    """Extra findings the fake preflight reports (a FAIL refuses the operation)."""
+    on_call: Callable[[str], None] | None = None
+    """Called with every recorded call (scenarios change the world at a given step)."""
+    secondary_lags: int = 0
+    """How many ``wait_secondary`` observations still see the target Primary (a slow demotion)."""
+    hook_calls: list[HookInput] = field(default_factory=list)
+    ignore_reprotect: set[str] = field(default_factory=set)
+    """Clusters whose controller accepts a reprotect but never acts on it (they stay Primary)."""
 
     def fail(
         self,
@@ -79,8 +93,26 @@ class FakeWorld:
     ) -> None:
         self.failures[f"{name}:{cluster}" if cluster else name] = Failure(times, retryable, error_type, message)
 
+    def record(self, call: str) -> None:
+        self.calls.append(call)
+        if self.on_call is not None:
+            self.on_call(call)
+
+    group_name: str = "pg-prod"
+    """The group the scenario runs on."""
+
+    def group(self, name: str | None = None) -> GroupConfig:
+        name = name or self.group_name
+        if name not in self.groups:
+            raise ApplicationError(
+                f"unknown group {name!r}: this worker's configuration has {', '.join(sorted(self.groups))}",
+                type="GroupNotConfiguredError",
+                non_retryable=True,
+            )
+        return self.groups[name]
+
     def _maybe_fail(self, name: str, cluster: str | None = None) -> None:
-        self.calls.append(f"{name}:{cluster}" if cluster else name)
+        self.record(f"{name}:{cluster}" if cluster else name)
         if cluster is not None and not self.sides[cluster].reachable:
             raise ApplicationError(f"[cluster {cluster}] no answer", type="ClusterUnreachableError")
         failure = self.failures.get(f"{name}:{cluster}") or self.failures.get(name)
@@ -128,19 +160,24 @@ class FakeWorld:
     def activities(self) -> list[Callable[..., Any]]:
         world = self
 
+        @activity.defn(name="resolve_group")
+        async def resolve_group(request: ResolveInput) -> GroupConfig:
+            return world.group(request.group)
+
         @activity.defn(name="observe_roles")
         async def observe_roles(request: RolesInput) -> RolesReport:
-            world.calls.append("observe_roles")
-            reachable = [c for c in request.group.clusters if world.sides[c].reachable]
+            world._maybe_fail("observe_roles")
+            clusters = world.group(request.group).clusters
+            reachable = [c for c in clusters if world.sides[c].reachable]
             return RolesReport(
                 statuses={c: world.status(c) for c in reachable},
-                unreachable=tuple(c for c in request.group.clusters if c not in reachable),
+                unreachable=tuple(c for c in clusters if c not in reachable),
             )
 
         @activity.defn(name="preflight")
         async def preflight(request: PreflightInput) -> PreflightReport:
             world._maybe_fail("preflight")
-            findings = [Finding(check="fake", observed="ok", verdict=Verdict.PASS)]
+            findings = [Finding(check="fake", observed="ok", verdict=Verdict.PASS), *world.preflight_findings]
             if "refuse" in world.failures:
                 findings.append(
                     Finding(
@@ -160,14 +197,17 @@ class FakeWorld:
             )
 
         @activity.defn(name="check_reachable")
-        async def check_reachable(request: GroupOnCluster) -> bool:
-            world.calls.append(f"check_reachable:{request.cluster}")
+        async def check_reachable(request: GroupOnCluster) -> ProbeReport:
+            world.record(f"check_reachable:{request.cluster}")
             if world.returns_after_probes is not None:
                 world.returns_after_probes -= 1
                 if world.returns_after_probes <= 0:
                     world.sides[request.cluster].reachable = True
                     world._check()
-            return world.sides[request.cluster].reachable
+            answers = world.sides[request.cluster].reachable
+            return ProbeReport(
+                cluster=request.cluster, answers=answers, verdict="answers" if answers else "unreachable"
+            )
 
         @activity.defn(name="stop_workloads")
         async def stop_workloads(request: GroupOnCluster) -> WorkloadsSnapshot:
@@ -243,10 +283,27 @@ class FakeWorld:
         @activity.defn(name="reprotect")
         async def reprotect(request: ReprotectInput) -> WriteResult:
             world._maybe_fail("reprotect", request.cluster)
-            world.calls.append(f"reprotect-resync={request.resync}")
+            world.record(f"reprotect-resync={request.resync}")
+            if request.cluster in world.ignore_reprotect:
+                return WriteResult(cluster=request.cluster, changed=True)
             world.sides[request.cluster].role = Role.SECONDARY
             world.awaiting_fence.discard(request.cluster)
             return WriteResult(cluster=request.cluster, changed=True)
+
+        @activity.defn(name="wait_secondary")
+        async def wait_secondary(request: WaitInput) -> ReplicationStatus:
+            world._maybe_fail("wait_secondary", request.cluster)
+            for _ in range(world.secondary_lags):
+                activity.heartbeat("still Primary")
+                await asyncio.sleep(0.05)
+            world.secondary_lags = 0
+            if world.sides[request.cluster].role is not Role.SECONDARY:
+                raise ApplicationError(
+                    f"[cluster {request.cluster}] Secondary (current generation): not reached; still Primary",
+                    type="BackendFailedError",
+                    non_retryable=True,
+                )
+            return world.status(request.cluster)
 
         @activity.defn(name="wait_resync")
         async def wait_resync(request: WaitInput) -> ReplicationStatus:
@@ -255,10 +312,13 @@ class FakeWorld:
 
         @activity.defn(name="run_hook")
         async def run_hook(request: HookInput) -> str:
+            world.hook_calls.append(request)
             world._maybe_fail(f"hook-{request.hook_name}")
             return "200"
 
         return [
+            resolve_group,
+            wait_secondary,
             observe_roles,
             preflight,
             check_reachable,

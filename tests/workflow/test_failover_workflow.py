@@ -21,7 +21,7 @@ from temporalio.worker import Worker
 
 from adapters.base import Backend, Role
 from tests.workflow.fake_world import FakeWorld
-from workflows.failover import GroupFailoverWorkflow
+from workflows.failover import GroupFailoverWorkflow, GroupFenceWorkflow
 from workflows.groups import GroupConfig, ReplicationConfig, StepTimeouts, WorkloadConfig
 from workflows.models import FailoverRequest, FailoverResult, Operation, Outcome, Phase
 
@@ -38,10 +38,16 @@ GROUP = GroupConfig(
 
 @pytest_asyncio.fixture()
 async def world_and_queue(temporal_env: WorkflowEnvironment) -> AsyncIterator[tuple[FakeWorld, str]]:
-    world = FakeWorld()
+    # A group name of its own per test: fence/<group> outlives the test's worker and must not be joined by the next.
+    name = f"pg-{uuid.uuid4().hex[:8]}"
+    world = FakeWorld(groups={name: GROUP.model_copy(update={"name": name, "namespace": name})})
+    world.group_name = name
     task_queue = f"failover-{uuid.uuid4().hex[:8]}"
     async with Worker(
-        temporal_env.client, task_queue=task_queue, workflows=[GroupFailoverWorkflow], activities=world.activities()
+        temporal_env.client,
+        task_queue=task_queue,
+        workflows=[GroupFailoverWorkflow, GroupFenceWorkflow],
+        activities=world.activities(),
     ):
         yield world, task_queue
     assert world.violations == []
@@ -49,10 +55,10 @@ async def world_and_queue(temporal_env: WorkflowEnvironment) -> AsyncIterator[tu
 
 
 async def start(
-    client: Client, task_queue: str, **overrides: object
+    client: Client, world: FakeWorld, task_queue: str, **overrides: object
 ) -> WorkflowHandle[GroupFailoverWorkflow, FailoverResult]:
     request = FailoverRequest(
-        group=GROUP,
+        group=world.group_name,
         operation=Operation.PLANNED,
         fence_poll_initial=timedelta(milliseconds=100),
         fence_poll_max=timedelta(milliseconds=200),
@@ -60,7 +66,7 @@ async def start(
     return await client.start_workflow(
         GroupFailoverWorkflow.run,
         request,
-        id=f"failover/pg-prod-{uuid.uuid4().hex[:6]}",
+        id=f"failover/{world.group_name}",
         task_queue=task_queue,
         execution_timeout=timedelta(seconds=60),
     )
@@ -74,7 +80,7 @@ async def test_planned_failover_moves_primary_and_workloads(
     temporal_env: WorkflowEnvironment, world_and_queue: tuple[FakeWorld, str]
 ) -> None:
     world, task_queue = world_and_queue
-    handle = await start(temporal_env.client, task_queue)
+    handle = await start(temporal_env.client, world, task_queue)
     result = await handle.result()
 
     assert result.outcome is Outcome.SUCCEEDED, result.message
@@ -112,7 +118,7 @@ async def test_permanent_failure_before_promotion_is_compensated(
     world, task_queue = world_and_queue
     cluster = "dc2" if fault == "promote" else "dc1"
     world.fail(fault, cluster=cluster, message=f"{fault} failed for good (condition: FailedToDemote)")
-    result = await (await start(temporal_env.client, task_queue)).result()
+    result = await (await start(temporal_env.client, world, task_queue)).result()
 
     assert result.outcome is Outcome.FAILED_COMPENSATED
     assert result.progress.phase is Phase.FAILED_COMPENSATED
@@ -127,7 +133,7 @@ async def test_final_sync_past_its_timeout_is_compensated(
 ) -> None:
     world, task_queue = world_and_queue
     world.stall_final_sync = True
-    result = await (await start(temporal_env.client, task_queue)).result()
+    result = await (await start(temporal_env.client, world, task_queue)).result()
 
     assert result.outcome is Outcome.FAILED_COMPENSATED
     assert "final sync complete: not reached within 2s" in result.message
@@ -140,11 +146,10 @@ async def test_abort_during_final_sync_compensates(
 ) -> None:
     world, task_queue = world_and_queue
     world.stall_final_sync = True
-    handle = await start(
-        temporal_env.client,
-        task_queue,
-        group=GROUP.model_copy(update={"timeouts": StepTimeouts(final_sync=timedelta(seconds=60))}),
+    world.groups[world.group_name] = world.group().model_copy(
+        update={"timeouts": StepTimeouts(final_sync=timedelta(seconds=60))}
     )
+    handle = await start(temporal_env.client, world, task_queue)
     await asyncio.wait_for(world.final_sync_started.wait(), timeout=30)
     with pytest.raises(WorkflowUpdateFailedError):  # nothing waits for approval
         await handle.execute_update(GroupFailoverWorkflow.approve, "mallory")
@@ -163,7 +168,7 @@ async def test_abort_is_refused_after_the_target_is_promoted(
 ) -> None:
     world, task_queue = world_and_queue
     world.stall_start = asyncio.Event()
-    handle = await start(temporal_env.client, task_queue)
+    handle = await start(temporal_env.client, world, task_queue)
     await asyncio.wait_for(world.start_waiting.wait(), timeout=30)
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await handle.execute_update(GroupFailoverWorkflow.abort, "bob")
@@ -176,7 +181,7 @@ async def test_approval_gates_the_operation(
     temporal_env: WorkflowEnvironment, world_and_queue: tuple[FakeWorld, str]
 ) -> None:
     world, task_queue = world_and_queue
-    handle = await start(temporal_env.client, task_queue, approval_required=True)
+    handle = await start(temporal_env.client, world, task_queue, approval_required=True)
     for _ in range(100):
         progress = await handle.query(GroupFailoverWorkflow.progress)
         if progress.approval_pending:
@@ -196,7 +201,7 @@ async def test_refused_preflight_changes_nothing(
 ) -> None:
     world, task_queue = world_and_queue
     world.fail("refuse", times=0)
-    result = await (await start(temporal_env.client, task_queue)).result()
+    result = await (await start(temporal_env.client, world, task_queue)).result()
 
     assert result.outcome is Outcome.REFUSED
     assert "lag within RPO: last sync 900s ago (RPO 300s) (pass --force)" in result.message
@@ -207,7 +212,7 @@ async def test_dry_run_stops_after_preflight(
     temporal_env: WorkflowEnvironment, world_and_queue: tuple[FakeWorld, str]
 ) -> None:
     world, task_queue = world_and_queue
-    result = await (await start(temporal_env.client, task_queue, dry_run=True)).result()
+    result = await (await start(temporal_env.client, world, task_queue, dry_run=True)).result()
     assert result.outcome is Outcome.DRY_RUN
     assert world.calls == ["observe_roles", "preflight"]
 
@@ -217,7 +222,7 @@ async def test_retryable_errors_are_retried_and_recorded(
 ) -> None:
     world, task_queue = world_and_queue
     world.fail("demote", times=2, retryable=True, error_type="ConflictError", message="conflict on write")
-    result = await (await start(temporal_env.client, task_queue)).result()
+    result = await (await start(temporal_env.client, world, task_queue)).result()
 
     assert result.outcome is Outcome.SUCCEEDED
     demote = next(s for s in result.progress.steps if s.name == "demote")
@@ -230,7 +235,7 @@ async def test_failure_after_promotion_needs_attention_without_rollback(
 ) -> None:
     world, task_queue = world_and_queue
     world.fail("wait_workloads_ready", message="postgres 0/1 ready")
-    result = await (await start(temporal_env.client, task_queue)).result()
+    result = await (await start(temporal_env.client, world, task_queue)).result()
 
     assert result.outcome is Outcome.NEEDS_ATTENTION
     assert "dc2 is Primary and holds the data" in result.message
@@ -245,11 +250,16 @@ async def test_unplanned_failover_fences_the_old_primary_on_return(
     world, task_queue = world_and_queue
     world.sides["dc1"].reachable = False
     world.returns_after_probes = 3
-    result = await (await start(temporal_env.client, task_queue, operation=Operation.UNPLANNED)).result()
+    result = await (await start(temporal_env.client, world, task_queue, operation=Operation.UNPLANNED)).result()
 
     assert result.outcome is Outcome.SUCCEEDED, result.message
     assert result.progress.phase is Phase.FAILED_OVER
+    assert result.progress.fence_workflow == f"fence/{world.group_name}"
     assert world.sides["dc2"].role is Role.PRIMARY and world.sides["dc2"].replicas == 1
+    fence = await temporal_env.client.get_workflow_handle_for(
+        GroupFenceWorkflow.run, f"fence/{world.group_name}"
+    ).result()
+    assert fence.stage == "fenced", fence.message
     assert world.sides["dc1"].role is Role.SECONDARY and world.sides["dc1"].replicas == 0
     assert world.calls.count("check_reachable:dc1") == 3
     assert "reprotect-resync=True" in world.calls
@@ -260,7 +270,7 @@ async def test_unplanned_refused_when_source_answers(
     temporal_env: WorkflowEnvironment, world_and_queue: tuple[FakeWorld, str]
 ) -> None:
     world, task_queue = world_and_queue
-    result = await (await start(temporal_env.client, task_queue, operation=Operation.UNPLANNED)).result()
+    result = await (await start(temporal_env.client, world, task_queue, operation=Operation.UNPLANNED)).result()
     # The fake preflight passes; the roles show dc1 Primary and reachable, so the target is dc2 and the
     # workflow stops dc1's workloads before promoting (forced path) only when preflight allowed it.
     assert result.outcome is Outcome.SUCCEEDED

@@ -1,0 +1,354 @@
+"""What one group operation knows while it runs, and the steps every path shares.
+
+The planned, unplanned and resume paths each get an :class:`OperationContext`: the request, the group as the
+worker resolved it, the step runner, and the bookkeeping the ``progress`` query reports. The shared steps live
+here too: observing roles and choosing the sides, preflight, the approval wait, hooks, and what follows a
+promotion (start the application, post-hooks, reprotect).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from adapters.base import Role
+    from workflows import visibility
+    from workflows.failover.steps import StepFailedError, StepRunner
+    from workflows.groups import GroupConfig
+    from workflows.models import (
+        FailoverRequest,
+        FailoverResult,
+        Finding,
+        GroupOnCluster,
+        HookInput,
+        Operation,
+        Outcome,
+        Phase,
+        PreflightInput,
+        PreflightReport,
+        Progress,
+        ReprotectInput,
+        ResolveInput,
+        RolesInput,
+        RolesReport,
+        ScaleInput,
+        Verdict,
+        WorkloadsSnapshot,
+    )
+
+
+class OperationContext:
+    """One operation's state and shared steps.
+
+    Args:
+        request: the workflow's input.
+    """
+
+    def __init__(self, request: FailoverRequest) -> None:
+        self.request = request
+        self.runner = StepRunner()
+        self._group: GroupConfig | None = None
+        self.phase = Phase.PREFLIGHT
+        self.message = "starting"
+        self.source: str | None = None
+        self.target: str | None = None
+        self.findings: tuple[Finding, ...] = ()
+        self.report: PreflightReport | None = None
+        self.lag: float | None = None
+        self.loss_window: float | None = None
+        self.last_sync: datetime | None = None
+        self.approval_pending = False
+        self.approved_by: str | None = None
+        self.changed = False
+        """A write was issued: a failure from now on is no longer a plain refusal."""
+        self.promote_sent = False
+        """The target's promotion was requested: abort is refused from here on."""
+        self.compensated: list[str] = []
+        self.fence_workflow: str | None = None
+        self.left_to_do: tuple[str, ...] = ()
+        self.finished = False
+
+    # ------------------------------------------------------------------------------------------ state
+
+    @property
+    def group(self) -> GroupConfig:
+        """The group as the worker's configuration defines it (resolved at the start)."""
+        if self._group is None:
+            raise RuntimeError("the group is not resolved yet")
+        return self._group
+
+    @property
+    def name(self) -> str:
+        """The group's name."""
+        return self.request.group
+
+    def progress(self) -> Progress:
+        """Phase, steps, findings, lag and data-loss window."""
+        return Progress(
+            group=self.request.group,
+            operation=self.request.operation,
+            source=self.source,
+            target=self.target,
+            phase=self.phase,
+            message=self.message,
+            steps=self.runner.records(),
+            findings=self.findings,
+            lag_seconds=self.lag,
+            rpo_seconds=self._group.rpo.total_seconds() if self._group else None,
+            data_loss_window_seconds=self.loss_window,
+            last_sync_seen=self.last_sync,
+            approval_pending=self.approval_pending,
+            approved_by=self.approved_by,
+            aborted_by=self.runner.aborted_by,
+            compensated=tuple(self.compensated),
+            fence_workflow=self.fence_workflow,
+            left_to_do=self.left_to_do,
+        )
+
+    def set_phase(self, phase: Phase, message: str) -> None:
+        """Record the phase (search attribute and Web UI details too)."""
+        self.phase = phase
+        self.message = message
+        workflow.upsert_search_attributes([visibility.PHASE.value_set(phase.value)])
+        workflow.set_current_details(f"**{phase.value}**: {message}")
+
+    def end(self, outcome: Outcome, phase: Phase, message: str) -> FailoverResult:
+        """The result, with the final phase recorded."""
+        self.set_phase(phase, message)
+        return FailoverResult(outcome=outcome, message=message, progress=self.progress())
+
+    def refuse(self, message: str) -> FailoverResult:
+        """End without having changed anything."""
+        return self.end(Outcome.REFUSED, Phase.REFUSED, message)
+
+    # ------------------------------------------------------------------------------------------ observation
+
+    async def resolve(self) -> GroupConfig:
+        """Ask the worker for the group's configuration (its own file: never the client's)."""
+        self._group = await self.runner.run("resolve group", None, "resolve_group", ResolveInput(group=self.name))
+        return self._group
+
+    async def choose_and_check(self) -> FailoverResult | None:
+        """Observe the roles, choose source and target, and run preflight; a refusal when the operation cannot go.
+
+        Run before the approval wait and again after it: a decision is taken on fresh observations.
+        """
+        roles: RolesReport = await self.runner.run("observe roles", None, "observe_roles", RolesInput(group=self.name))
+        refusal = self._choose_sides(roles)
+        if refusal:
+            return self.refuse(refusal)
+        assert self.source is not None and self.target is not None
+        report: PreflightReport = await self.runner.run(
+            "preflight",
+            None,
+            "preflight",
+            PreflightInput(
+                group=self.name,
+                operation=self.effective_operation,
+                source=self.source,
+                target=self.target,
+                force=self.request.force,
+            ),
+            timeout=self.group.timeouts.preflight,
+        )
+        self.findings = report.findings
+        self.lag = report.lag_seconds
+        self.report = report
+        if report.refused:
+            failed = "; ".join(
+                f"{f.check}: {f.observed}" + (f" ({f.remedy})" if f.remedy else "")
+                for f in report.findings
+                if f.verdict is Verdict.FAIL
+            )
+            return self.refuse(f"refused by preflight: {failed}")
+        return None
+
+    @property
+    def effective_operation(self) -> Operation:
+        """Unplanned, or planned (a failback is a planned failover back)."""
+        return Operation.UNPLANNED if self.request.operation is Operation.UNPLANNED else Operation.PLANNED
+
+    def _choose_sides(self, roles: RolesReport) -> str | None:
+        """Pick source and target from the observed roles; return a refusal message when impossible."""
+        request, group = self.request, self.group
+        clusters = group.clusters
+        if request.target is not None and request.target not in clusters:
+            return f"unknown target {request.target!r}: group {group.name} lives on {', '.join(clusters)}"
+        primaries = roles.primaries()
+        unplanned = request.operation is Operation.UNPLANNED
+        if roles.unreachable and not unplanned:
+            lost = ", ".join(roles.unreachable)
+            return (
+                f"{lost} does not answer: a planned failover needs both sites; if {lost} is lost, run "
+                f"`orchestrate failover --group {group.name} --unplanned`"
+            )
+        if roles.errors and not unplanned:
+            seen = "; ".join(f"{c}: {e}" for c, e in sorted(roles.errors.items()))
+            return f"cannot read the group on every side: {seen}"
+        if unplanned:
+            target = request.target
+            if target is None:
+                candidates = [
+                    c for c in clusters if c not in primaries and c not in roles.unreachable and c not in roles.errors
+                ]
+                if len(candidates) != 1:
+                    return "cannot tell which cluster to promote: pass --to CLUSTER"
+                target = candidates[0]
+            self.target, self.source = target, group.peer_of(target)
+            return None
+        if len(primaries) != 1:
+            seen = ", ".join(f"{c}: {s.role.value}" for c, s in sorted(roles.statuses.items()))
+            return f"expected exactly one Primary, observed {seen or 'none'}"
+        source = primaries[0]
+        target = request.target or group.peer_of(source)
+        if target == source:
+            return f"{group.name} already runs on {target}: nothing to do"
+        self.source, self.target = source, target
+        return None
+
+    async def approval(self) -> FailoverResult | None:
+        """Wait for ``approve`` (or ``abort``, or the policy's timeout), then observe and check again.
+
+        Returns:
+            ``None`` when the operation may go on; otherwise how it ended (aborted, timed out, refused).
+        """
+        if not self.request.approval_required:
+            return None
+        timeout = self.group.approval.timeout
+        self.set_phase(
+            Phase.WAITING_FOR_APPROVAL,
+            f"waiting for `orchestrate approve --group {self.name}` (or `abort`); gives up after {timeout}",
+        )
+        self.approval_pending = True
+        try:
+            await workflow.wait_condition(lambda: not self.approval_pending, timeout=timeout)
+        except TimeoutError:
+            self.approval_pending = False
+            return self.refuse(f"not approved within {timeout}: nothing was changed")
+        if self.runner.aborted_by:
+            return self.end(
+                Outcome.FAILED_COMPENSATED, Phase.ABORTED, f"aborted by {self.runner.aborted_by} before any change"
+            )
+        chosen = (self.source, self.target)
+        self.set_phase(Phase.PREFLIGHT, f"approved by {self.approved_by}: checking the group again")
+        refusal = await self.choose_and_check()
+        if refusal is not None:
+            return self.refuse(f"after approval: {refusal.message}")
+        if (self.source, self.target) != chosen:
+            return self.refuse(
+                f"the roles changed while waiting for approval ({chosen[0]} -> {chosen[1]} was approved, now "
+                f"{self.source} -> {self.target}): nothing was changed; start the operation again"
+            )
+        return None
+
+    # ------------------------------------------------------------------------------------------ shared steps
+
+    async def hooks(self, stage: str) -> None:
+        """Run the group's ``pre`` or ``post`` hooks, each with an idempotency key that its retries keep."""
+        hooks = self.group.hooks.pre if stage == "pre" else self.group.hooks.post
+        if not hooks:
+            return
+        assert self.source is not None and self.target is not None
+        self.set_phase(Phase.PRE_HOOKS if stage == "pre" else Phase.POST_HOOKS, f"running {stage}-hooks")
+        info = workflow.info()
+        for hook in hooks:
+            await self.runner.run(
+                f"{stage}-hook {hook.name}",
+                None,
+                "run_hook",
+                HookInput(
+                    group=self.name,
+                    hook_name=hook.name,
+                    stage=stage,
+                    source=self.source,
+                    target=self.target,
+                    idempotency_key=f"{info.workflow_id}/{info.run_id}/{stage}-hook/{hook.name}",
+                ),
+                timeout=self.group.timeouts.hooks + timedelta(seconds=10),
+            )
+
+    async def stop_source(self, cluster: str) -> dict[str, int]:
+        """Scale the group's workloads on ``cluster`` to zero; the replicas they had, to restore them."""
+        self.changed = True
+        snapshot: WorkloadsSnapshot = await self.runner.run(
+            "stop workloads",
+            cluster,
+            "stop_workloads",
+            GroupOnCluster(group=self.name, cluster=cluster),
+            cancellable=False,
+        )
+        return snapshot.replicas
+
+    async def wait_released(self, cluster: str) -> None:
+        """Wait until no pod uses the group's volumes on ``cluster`` and no VolumeAttachment remains."""
+        await self.runner.wait(
+            "wait for volumes released", cluster, "wait_volumes_released", self.name, self.group.timeouts.quiesce
+        )
+
+    async def reprotect(self, cluster: str, peer: str, *, resync: bool) -> None:
+        """Make ``cluster`` follow ``peer`` and wait until it has caught up."""
+        self.set_phase(Phase.REPROTECTING, f"{cluster} follows {peer}")
+        await self.runner.run(
+            "reprotect",
+            cluster,
+            "reprotect",
+            ReprotectInput(group=self.name, cluster=cluster, peer=peer, resync=resync),
+        )
+        await self.runner.wait("wait for resync", cluster, "wait_resync", self.name, self.group.timeouts.reprotect)
+
+    async def after_promotion(
+        self, replicas: dict[str, int], final_phase: Phase, *, reprotect: bool, resync: bool, note: str = ""
+    ) -> FailoverResult:
+        """Start the application on the new primary, run post-hooks, reprotect; never roll back from here.
+
+        Args:
+            replicas: the workloads' replicas to start.
+            final_phase: the phase of a success (Relocated, FailedOver, Resumed).
+            reprotect: make the old side follow the new primary (false when a fence or nobody can).
+            resync: reprotect with a full resync (the old side may hold writes the new primary lacks).
+            note: appended to the success message (e.g. what the fence will do).
+        """
+        assert self.source is not None and self.target is not None
+        source, target, group = self.source, self.target, self.group
+        reprotect_first = reprotect and group.backend.old_source_primary_until_reprotect
+        left = ["start workloads", "post-hooks"] + (["reprotect"] if reprotect else [])
+        try:
+            if reprotect_first:
+                # Trident leaves the old source promoted until it is reestablished: do it before anything starts.
+                await self.reprotect(source, target, resync=resync)
+                left.remove("reprotect")
+            self.set_phase(Phase.STARTING, f"starting workloads on {target}")
+            await self.runner.run(
+                "start workloads",
+                target,
+                "start_workloads",
+                ScaleInput(group=self.name, cluster=target, replicas=replicas),
+            )
+            await self.runner.wait(
+                "wait for workloads ready", target, "wait_workloads_ready", self.name, group.timeouts.start
+            )
+            left.remove("start workloads")
+            await self.hooks("post")
+            left.remove("post-hooks")
+            if reprotect and not reprotect_first:
+                await self.reprotect(source, target, resync=resync)
+                left.remove("reprotect")
+        except StepFailedError as failure:
+            self.left_to_do = tuple(left)
+            return self.end(
+                Outcome.NEEDS_ATTENTION,
+                Phase.NEEDS_ATTENTION,
+                f"{target} is Primary and holds the data, but {failure}; left to do: {', '.join(left)}; fix the "
+                f"cause, then run `orchestrate resume --group {group.name}`",
+            )
+        verb = {Phase.RELOCATED: "relocated", Phase.FAILED_OVER: "failed over"}.get(final_phase, "resumed")
+        loss = f"; data-loss window {self.loss_window:.1f}s" if self.loss_window is not None else ""
+        return self.end(Outcome.SUCCEEDED, final_phase, f"{group.name} {verb} from {source} to {target}{loss}{note}")
+
+
+def is_primary(roles: RolesReport, cluster: str) -> bool:
+    """Whether ``cluster`` answered and reports Primary."""
+    status = roles.statuses.get(cluster)
+    return status is not None and status.role is Role.PRIMARY

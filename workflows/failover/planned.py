@@ -1,0 +1,158 @@
+"""The planned path (and failback): quiesce, demote, final sync, promote, with a saga until the promotion.
+
+Every forward step before the promotion pushes its undo first. A failure, an ``abort`` or a cancellation there
+runs the undos newest first: return the target to Secondary and wait until it reports so, only then re-promote
+the source, then restart its workloads. Once the promotion is requested ``abort`` is refused; once it completed
+the new side holds the data and nothing is rolled back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from adapters.base import SyncPoint
+    from workflows.failover.context import OperationContext
+    from workflows.failover.saga import CompensationReport, Saga
+    from workflows.failover.steps import AbortedError, StepFailedError
+    from workflows.models import (
+        FailoverResult,
+        GroupOnCluster,
+        Outcome,
+        PairInput,
+        Phase,
+        PromoteInput,
+        ReprotectInput,
+        ScaleInput,
+    )
+
+
+async def run_planned(ctx: OperationContext) -> FailoverResult:
+    """Move the group from ``ctx.source`` to ``ctx.target`` losing no acknowledged write."""
+    assert ctx.source is not None and ctx.target is not None
+    source, target, group = ctx.source, ctx.target, ctx.group
+    runner = ctx.runner
+    saga = Saga()
+    replicas: dict[str, int] = {}
+    try:
+        runner.check_abort()
+        await ctx.hooks("pre")
+
+        ctx.set_phase(Phase.QUIESCING, f"stopping workloads on {source}")
+        replicas = await ctx.stop_source(source)
+        saga.push(f"restart workloads on {source}", lambda: restart_workloads(ctx, source, replicas))
+        await ctx.wait_released(source)
+
+        ctx.set_phase(Phase.DEMOTING, f"demoting {source}")
+        sync_point: SyncPoint | None = await runner.run(
+            "prepare sync point",
+            source,
+            "prepare_sync_point",
+            GroupOnCluster(group=ctx.name, cluster=source),
+            timeout=group.timeouts.demote,
+        )
+        saga.push(f"re-promote {source}", lambda: repromote(ctx, source, target))
+        await runner.run(
+            "demote", source, "demote", PairInput(group=ctx.name, cluster=source, peer=target), cancellable=False
+        )
+
+        ctx.set_phase(Phase.WAITING_FOR_FINAL_SYNC, f"waiting for the final sync from {source}")
+        await runner.wait("wait for final sync", source, "wait_final_sync", ctx.name, group.timeouts.final_sync)
+
+        runner.check_abort()
+        ctx.set_phase(Phase.PROMOTING, f"promoting {target}")
+        saga.push(f"return {target} to Secondary", lambda: return_to_secondary(ctx, target, source))
+        ctx.promote_sent = True
+        await runner.run(
+            "promote",
+            target,
+            "promote",
+            PromoteInput(group=ctx.name, cluster=target, peer=source, force=False, sync_point=sync_point),
+            cancellable=False,
+        )
+        await runner.wait(
+            "wait for promotion", target, "wait_promoted", ctx.name, group.timeouts.promote, cancellable=False
+        )
+    except (StepFailedError, AbortedError, asyncio.CancelledError) as failure:
+        return await compensate(ctx, saga, failure)
+
+    return await ctx.after_promotion(replicas, Phase.RELOCATED, reprotect=True, resync=False)
+
+
+async def restart_workloads(ctx: OperationContext, cluster: str, replicas: dict[str, int]) -> None:
+    """Undo of the quiesce: scale the workloads back up and wait until they are ready."""
+    await ctx.runner.run(
+        "restart workloads",
+        cluster,
+        "start_workloads",
+        ScaleInput(group=ctx.name, cluster=cluster, replicas=replicas),
+        cancellable=False,
+    )
+    await ctx.runner.wait(
+        "wait for workloads ready",
+        cluster,
+        "wait_workloads_ready",
+        ctx.name,
+        ctx.group.timeouts.start,
+        cancellable=False,
+    )
+
+
+async def repromote(ctx: OperationContext, source: str, target: str) -> None:
+    """Undo of the demote: make the source Primary again (only reached once the target is Secondary)."""
+    await ctx.runner.run(
+        "re-promote",
+        source,
+        "promote",
+        PromoteInput(group=ctx.name, cluster=source, peer=target, force=False),
+        cancellable=False,
+    )
+    await ctx.runner.wait(
+        "wait for re-promotion", source, "wait_promoted", ctx.name, ctx.group.timeouts.promote, cancellable=False
+    )
+
+
+async def return_to_secondary(ctx: OperationContext, target: str, source: str) -> None:
+    """Undo of the promote: ask the target to follow the source again and wait until it reports Secondary."""
+    await ctx.runner.run(
+        "return to Secondary",
+        target,
+        "reprotect",
+        ReprotectInput(group=ctx.name, cluster=target, peer=source, resync=False),
+        cancellable=False,
+    )
+    await ctx.runner.wait(
+        "wait for Secondary", target, "wait_secondary", ctx.name, ctx.group.timeouts.promote, cancellable=False
+    )
+
+
+async def compensate(ctx: OperationContext, saga: Saga, failure: BaseException) -> FailoverResult:
+    """Undo what was done, newest first; stop at the first undo that fails ("needs attention")."""
+    cancelled = isinstance(failure, asyncio.CancelledError)
+    aborted_by = ctx.runner.aborted_by
+    if aborted_by:
+        cause = f"aborted by {aborted_by}"
+    elif cancelled:
+        cause = "the workflow was cancelled"
+    else:
+        cause = str(failure)
+    ctx.set_phase(Phase.COMPENSATING, f"{cause}; undoing {len(saga.undo)} step(s)")
+    report: CompensationReport = await saga.compensate()
+    ctx.compensated.extend(report.undone)
+    if report.failed is not None:
+        ctx.left_to_do = (report.failed.split(":", 1)[0], *report.left)
+        return ctx.end(
+            Outcome.NEEDS_ATTENTION,
+            Phase.NEEDS_ATTENTION,
+            f"{cause}; compensation stopped at {report.failed}; still to undo: {', '.join(ctx.left_to_do)} "
+            f"(undone: {', '.join(report.undone) or 'nothing'}); nothing more was changed: check "
+            f"`orchestrate status --group {ctx.name}`",
+        )
+    undone = ", ".join(report.undone) or "nothing to undo"
+    phase = Phase.ABORTED if aborted_by else Phase.FAILED_COMPENSATED
+    result = ctx.end(Outcome.FAILED_COMPENSATED, phase, f"{cause}; undone: {undone}")
+    if cancelled:
+        raise failure
+    return result

@@ -1,0 +1,54 @@
+"""The resume path: finish what an operation that ended "needs attention" left, from fresh observations.
+
+Resume re-observes the group and requires exactly one Primary (two mean the old side is not fenced yet: resume
+refuses and leaves that to the fence). The Primary is the target: the other side's workloads are stopped when it
+answers (the application never runs on both sites), then the application is started on the target, the post-hooks
+run again (each call carries a new idempotency key), and the other side is reprotected unless it does not answer
+or a fence will do it.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.failover.context import OperationContext
+    from workflows.failover.steps import StepFailedError
+    from workflows.models import FailoverResult, Outcome, Phase, RolesInput, RolesReport
+
+
+async def run_resume(ctx: OperationContext) -> FailoverResult:
+    """Start, hooks and reprotect on the group's current Primary."""
+    group = ctx.group
+    roles: RolesReport = await ctx.runner.run("observe roles", None, "observe_roles", RolesInput(group=ctx.name))
+    primaries = roles.primaries()
+    if len(primaries) != 1:
+        seen = ", ".join(f"{c}: {s.role.value}" for c, s in sorted(roles.statuses.items())) or "none"
+        hint = "; the old primary is not fenced yet: its fence demotes it when it answers" if len(primaries) > 1 else ""
+        return ctx.refuse(f"resume needs exactly one Primary, observed {seen}{hint}")
+    target = primaries[0]
+    source = group.peer_of(target)
+    ctx.source, ctx.target = source, target
+    ctx.promote_sent = True  # nothing to undo: abort has no meaning for a resume
+    source_answers = source not in roles.unreachable and source not in roles.errors
+    if source_answers:
+        ctx.set_phase(Phase.QUIESCING, f"making sure nothing runs on {source}")
+        try:
+            await ctx.stop_source(source)
+            await ctx.wait_released(source)
+        except StepFailedError as failure:
+            return ctx.end(
+                Outcome.NEEDS_ATTENTION,
+                Phase.NEEDS_ATTENTION,
+                f"cannot make sure the application is stopped on {source}: {failure}; nothing was started on {target}",
+            )
+    reprotect = source_answers and not ctx.request.fence_pending
+    if ctx.request.fence_pending:
+        note = f"; {source} is left to the fence (fence/{ctx.name})"
+    elif not source_answers:
+        note = f"; {source} does not answer: reprotect it later with `orchestrate resume --group {ctx.name}`"
+    else:
+        note = ""
+    replicas = {w.name: w.replicas for w in group.workloads}
+    ctx.changed = True
+    return await ctx.after_promotion(replicas, Phase.RESUMED, reprotect=reprotect, resync=False, note=note)
