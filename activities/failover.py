@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -346,9 +347,8 @@ class FailoverActivities:
                 f"hook {hook.name}: {type(exc).__name__}: no answer from {hook.url}", object_ref=hook.url
             ) from None
         if response.status_code >= 300:
-            raise BackendFailedError(
-                f"hook {hook.name} answered {response.status_code}: {response.text[:200]}", object_ref=hook.url
-            )
+            answer = _redacted(response.text, headers.values())[:200]
+            raise BackendFailedError(f"hook {hook.name} answered {response.status_code}: {answer}", object_ref=hook.url)
         return f"hook {hook.name}: {response.status_code}"
 
 
@@ -366,6 +366,14 @@ def header_value(hook: str, header: str, source: HeaderSource) -> str:
         return Path(source.file).read_text().strip()
     except OSError as exc:
         raise InvalidSpecError(f"hook {hook}: header {header}: cannot read {source.file} ({exc.strerror})") from None
+
+
+def _redacted(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every header value replaced (a hook that echoes its request must not leak a token)."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return text
 
 
 def _observed_secondary(status: ReplicationStatus) -> bool:

@@ -89,7 +89,8 @@ class FailoverRequest(Frozen):
         approval_required: wait for ``approve`` before changing anything.
         triggered_by: who started it (``cli:<user>``, ``alertmanager:<alert>``).
         fence_poll_initial: first wait between fence-on-return probes (doubles up to ``fence_poll_max``).
-        fence_poll_max: longest wait between fence-on-return probes.
+        fence_poll_max: longest wait between fence-on-return probes (a returning site is fenced at most this long
+            after it answers again; a probe is one cheap request).
         last_sync_seen: the newest completed sync the group's monitor saw (the data-loss window of an unplanned
             failover is measured from it when the lost primary was the only side reporting sync times).
         fence_pending: resume only: a fence workflow still waits for the old primary (resume leaves it to it).
@@ -103,7 +104,7 @@ class FailoverRequest(Frozen):
     approval_required: bool = False
     triggered_by: str = "cli"
     fence_poll_initial: timedelta = timedelta(seconds=5)
-    fence_poll_max: timedelta = timedelta(minutes=10)
+    fence_poll_max: timedelta = timedelta(seconds=30)
     last_sync_seen: datetime | None = None
     fence_pending: bool = False
 
@@ -328,7 +329,7 @@ class FenceRequest(Frozen):
     waiting_since: datetime | None = None
     probes: int = 0
     poll_initial: timedelta = timedelta(seconds=5)
-    poll_max: timedelta = timedelta(minutes=10)
+    poll_max: timedelta = timedelta(seconds=30)
     delay: timedelta | None = None
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.groups import GroupConfig
@@ -89,7 +89,9 @@ class GroupMonitorWorkflow:
                     start_to_close_timeout=timedelta(seconds=30),
                     retry_policy=RetryPolicy(maximum_attempts=1),
                 )
-            except ActivityError:  # one failed observation changes nothing; the next one may succeed
+            except ActivityError as error:  # one failed observation changes nothing; the next one may succeed
+                if isinstance(error.cause, CancelledError):
+                    raise  # the monitor itself is being cancelled
                 report = RolesReport(statuses={})
             times = [s.last_sync_time for s in report.statuses.values() if s.last_sync_time is not None]
             if times:

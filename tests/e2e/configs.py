@@ -1,10 +1,10 @@
 """Helpers the failover scenarios share: variants of the lab's ``orchestrate.yaml``, and small probes of the lab.
 
-Config variants: :func:`write_variant` copies the lab's configuration with one group's RPO or step timeouts
-changed, for a single CLI run (``--config FILE``). That is enough because the workflow carries the group's
-configuration in its input (``FailoverRequest.group``) and the activities receive it from there: the worker never
-rereads a file for a running operation (the compensation tests verify it: a 5 s timeout in the variant fails the
-step after 5 s although the worker's own file says minutes).
+Config variants: :func:`config_variant` rewrites the lab's configuration with one group's RPO, step timeouts or
+hooks changed, for one scenario, and puts the original back afterwards. The worker acts only on its own file (the
+workflow input names the group) and re-reads it when it changes, so the variant reaches the worker and the CLI
+alike (the compensation tests verify it: a 5 s timeout in the variant fails the step after 5 s although the lab's
+file says minutes).
 
 Probes: ``status --json`` through the real CLI, the workflow's ``progress`` query and result and the group
 monitor's memory through the Temporal client (``status`` does not show ``last_sync_seen`` nor the data-loss window
@@ -46,23 +46,42 @@ T = TypeVar("T")
 # ------------------------------------------------------------------------------------------------ config variants
 
 
-def write_variant(full_lab: FullLab, path: Path, group: str, *, rpo: str | None = None, **timeouts: str) -> Path:
-    """Write the lab's configuration to ``path`` with ``group``'s RPO and/or step timeouts changed.
+@contextmanager
+def config_variant(
+    full_lab: FullLab,
+    group: str,
+    *,
+    rpo: str | None = None,
+    hooks: dict[str, Any] | None = None,
+    approval: dict[str, Any] | None = None,
+    **timeouts: str,
+) -> Iterator[Path]:
+    """Rewrite the lab's configuration with ``group`` changed for the duration of the block; yield its path.
 
     Args:
-        full_lab: the lab whose ``orchestrate.yaml`` is copied.
-        path: where to write the variant.
+        full_lab: the lab whose ``orchestrate.yaml`` (the worker's and the CLI's) is changed.
         group: the group to change.
         rpo: its new RPO (``"2s"``).
+        hooks: its new ``hooks`` section.
+        approval: its new ``approval`` section.
         timeouts: new step timeouts by field of ``StepTimeouts`` (``final_sync="5s"``).
     """
-    document = yaml.safe_load(full_lab.lab.config_file.read_text())
+    path = full_lab.lab.config_file
+    original = path.read_text()
+    document = yaml.safe_load(original)
     (entry,) = [g for g in document["groups"] if g["name"] == group]
     if rpo is not None:
         entry["rpo"] = rpo
+    if hooks is not None:
+        entry["hooks"] = hooks
+    if approval is not None:
+        entry["approval"] = approval
     entry.setdefault("timeouts", {}).update(timeouts)
     path.write_text(f"# Variant of the lab's configuration for one scenario ({group}).\n" + yaml.safe_dump(document))
-    return path
+    try:
+        yield path
+    finally:
+        path.write_text(original)
 
 
 def write_malformed(full_lab: FullLab, path: Path, group: str, field: str, value: str) -> tuple[Path, int]:

@@ -136,6 +136,10 @@ class InvariantSampler:
     exception, which the test declares with ``allow_lost_primary``), and the application running on both sites.
     Trident's planned handover promotes the target before the old source can be reestablished; that moment is
     allowed only while the application runs nowhere (the workflow reestablishes the source before starting it).
+
+    The declared lost primary is measured rather than excused blindly: ``returned_primary_samples`` counts the
+    samples in which it answered again while still Primary next to another Primary (the window between its return
+    and its fence), and ``returned_running_samples`` those in which its application ran next to the other site's.
     """
 
     lab: FullLab
@@ -144,6 +148,14 @@ class InvariantSampler:
     allow_lost_primary: str | None = None
     violations: list[str] = field(default_factory=list)
     samples: int = 0
+    returned_primary_samples: int = 0
+    returned_running_samples: int = 0
+    max_writable: int = 0
+    """Most sides of one volume writable at once in the simulator's ledger, among sites that are up (Trident's
+    quiesced handover and the declared lost primary excluded: they are measured on their own)."""
+    handover_samples: int = 0
+    """Samples in Trident's planned handover: both sides promoted while the application runs nowhere."""
+    both_running_samples: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -185,12 +197,36 @@ class InvariantSampler:
         self.samples += 1
         primaries = sorted(c for c, r in roles.items() if r is Role.PRIMARY and c != self.allow_lost_primary)
         both_running = [c for c, pods in running.items() if pods and c != self.allow_lost_primary]
+        lost = self.allow_lost_primary
+        if lost is not None and roles.get(lost) is Role.PRIMARY and primaries:
+            self.returned_primary_samples += 1
+        if lost is not None and running.get(lost) and both_running:
+            self.returned_running_samples += 1
         stamp = time.strftime("%H:%M:%S")
         quiesced_handover = group.backend.old_source_primary_until_reprotect and not any(running.values())
         if len(primaries) > 1 and not quiesced_handover:
             self.violations.append(f"{stamp} two Primary replicas: {primaries}")
+        if len(primaries) > 1 and quiesced_handover:
+            self.handover_samples += 1
         if len(both_running) > 1:
+            self.both_running_samples += 1
             self.violations.append(f"{stamp} workloads running on both sites: {running}")
+        self._sample_ledger(quiesced_handover)
+
+    def _sample_ledger(self, quiesced_handover: bool) -> None:
+        try:
+            volumes = self.lab.simulator.ledger(self.group).volumes
+        except Exception:  # the simulator is restarted by no fault; a failed read is just a missed sample
+            return
+        for volume in volumes:
+            writable = [
+                name
+                for name, side in volume.sides.items()
+                if side.writable and side.site_up and name != self.allow_lost_primary
+            ]
+            if len(writable) > 1 and quiesced_handover:
+                continue
+            self.max_writable = max(self.max_writable, len(writable))
 
 
 @pytest.fixture()
@@ -249,5 +285,12 @@ def _statuses(full_lab: FullLab) -> list[dict[str, Any]]:
 
 
 def _all_settled(full_lab: FullLab) -> bool:
-    """No operation runs on any group."""
-    return all(v["operation"] is None or v["operation"]["status"] != "RUNNING" for v in _statuses(full_lab))
+    """No operation runs on any group and no fence is pending."""
+
+    def settled(operation: dict[str, Any] | None) -> bool:
+        if operation is None:
+            return True
+        fence = operation.get("fence")
+        return operation["status"] != "RUNNING" and (fence is None or fence["done"])
+
+    return all(settled(v["operation"]) for v in _statuses(full_lab))

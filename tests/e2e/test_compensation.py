@@ -1,8 +1,8 @@
 """End to end through the real CLI: a planned failover of pg-prod that fails before the promotion is compensated.
 
-Three injected storage faults, each with a short step timeout from a config variant passed with ``--config`` (the
-worker takes the group's configuration from the workflow input, so the variant alone decides the timeout: each
-step fails after 5 s although the lab's own file allows minutes):
+Three injected storage faults, each with a short step timeout from a variant of the lab's configuration (the
+worker re-reads its file, so the variant decides the timeout: each step fails after 5 s although the lab's own
+file allows minutes):
 
 - ``fail-demote`` on dc1 (forever): dc1 never becomes Secondary, the final-sync wait gives up;
 - ``stall-final-sync``: dc1 is demoted but its final sync never finishes (shipments are slowed for the run so that
@@ -26,12 +26,12 @@ from typing import Any
 
 from tests.e2e.configs import (
     app_pods,
+    config_variant,
     desired_replicas,
     lost_per_volume,
     operation_phase,
     slow_shipments,
     wait_for_status,
-    write_variant,
 )
 from tests.e2e.conftest import CliResult, FullLab
 
@@ -105,54 +105,54 @@ def _assert_undone(
 
 
 def test_demote_failing_forever_is_compensated(full_lab: FullLab, home: None, sampler_for: Any, tmp_path: Path) -> None:
-    config = write_variant(full_lab, tmp_path / "short.yaml", GROUP, final_sync=SHORT, demote=SHORT)
-    lost_before = lost_per_volume(full_lab, GROUP)
-    full_lab.simulator.add_fault(GROUP, "fail-demote", cluster="dc1")
-    with sampler_for(GROUP):
-        result = _failover(full_lab, config)
-        _assert_compensated(
-            full_lab,
-            result,
-            lost_before,
-            failed_step=("wait for final sync", "dc1"),
-            causes=["final sync complete: not reached within 5s", "FailedToDemote"],
-            undone=["re-promote dc1", "restart workloads on dc1"],
-        )
+    with config_variant(full_lab, GROUP, final_sync=SHORT, demote=SHORT) as config:
+        lost_before = lost_per_volume(full_lab, GROUP)
+        full_lab.simulator.add_fault(GROUP, "fail-demote", cluster="dc1")
+        with sampler_for(GROUP):
+            result = _failover(full_lab, config)
+            _assert_compensated(
+                full_lab,
+                result,
+                lost_before,
+                failed_step=("wait for final sync", "dc1"),
+                causes=["final sync complete: not reached within 5s", "FailedToDemote"],
+                undone=["re-promote dc1", "restart workloads on dc1"],
+            )
 
 
 def test_stalled_final_sync_is_compensated(full_lab: FullLab, home: None, sampler_for: Any, tmp_path: Path) -> None:
-    config = write_variant(full_lab, tmp_path / "short.yaml", GROUP, final_sync=SHORT)
-    lost_before = lost_per_volume(full_lab, GROUP)
-    full_lab.simulator.add_fault(GROUP, "stall-final-sync")
-    with sampler_for(GROUP):
-        with slow_shipments(full_lab):
-            result = _failover(full_lab, config)
-        _assert_compensated(
-            full_lab,
-            result,
-            lost_before,
-            failed_step=("wait for final sync", "dc1"),
-            causes=["final sync complete: not reached within 5s", "final sync running"],
-            undone=["re-promote dc1", "restart workloads on dc1"],
-        )
+    with config_variant(full_lab, GROUP, final_sync=SHORT) as config:
+        lost_before = lost_per_volume(full_lab, GROUP)
+        full_lab.simulator.add_fault(GROUP, "stall-final-sync")
+        with sampler_for(GROUP):
+            with slow_shipments(full_lab):
+                result = _failover(full_lab, config)
+            _assert_compensated(
+                full_lab,
+                result,
+                lost_before,
+                failed_step=("wait for final sync", "dc1"),
+                causes=["final sync complete: not reached within 5s", "final sync running"],
+                undone=["re-promote dc1", "restart workloads on dc1"],
+            )
 
 
 def test_promotion_failing_forever_is_compensated(
     full_lab: FullLab, home: None, sampler_for: Any, tmp_path: Path
 ) -> None:
-    config = write_variant(full_lab, tmp_path / "short.yaml", GROUP, promote=SHORT)
-    lost_before = lost_per_volume(full_lab, GROUP)
-    full_lab.simulator.add_fault(GROUP, "fail-promote", cluster="dc2")
-    with sampler_for(GROUP):
-        result = _failover(full_lab, config)
-        _assert_compensated(
-            full_lab,
-            result,
-            lost_before,
-            failed_step=("wait for promotion", "dc2"),
-            causes=["promoted: not reached within 5s", "FailedToPromote"],
-            undone=["return dc2 to Secondary", "re-promote dc1", "restart workloads on dc1"],
-        )
+    with config_variant(full_lab, GROUP, promote=SHORT) as config:
+        lost_before = lost_per_volume(full_lab, GROUP)
+        full_lab.simulator.add_fault(GROUP, "fail-promote", cluster="dc2")
+        with sampler_for(GROUP):
+            result = _failover(full_lab, config)
+            _assert_compensated(
+                full_lab,
+                result,
+                lost_before,
+                failed_step=("wait for promotion", "dc2"),
+                causes=["promoted: not reached within 5s", "FailedToPromote"],
+                undone=["return dc2 to Secondary", "re-promote dc1", "restart workloads on dc1"],
+            )
 
 
 def test_abort_during_final_sync_is_compensated(full_lab: FullLab, home: None, sampler_for: Any) -> None:

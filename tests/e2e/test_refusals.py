@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.configs import (
+    config_variant,
     group_status,
     lab_cli,
     lost_per_volume,
@@ -33,13 +34,12 @@ from tests.e2e.configs import (
     wait_for_status,
     workflow_progress,
     write_malformed,
-    write_variant,
 )
 from tests.e2e.conftest import ORCHESTRATE, CliResult, FullLab
 
 GROUP = "pg-prod"
 KNOWN_GROUPS = "pg-prod, pg-unified, pg-trident, pg-powerstore"
-OBSERVING_STEPS = {"observe roles", "preflight"}
+OBSERVING_STEPS = {"resolve group", "observe roles", "preflight"}
 
 
 def _one_line(text: str) -> str:
@@ -66,42 +66,42 @@ def _without_operation(facts: dict[str, Any]) -> dict[str, Any]:
 def test_lag_above_rpo_is_refused_unless_forced(
     full_lab: FullLab, home: None, sampler_for: Any, tmp_path: Path
 ) -> None:
-    config = write_variant(full_lab, tmp_path / "rpo.yaml", GROUP, rpo="2s")
-    before = unchanged_facts(full_lab, GROUP)
-    full_lab.simulator.add_fault(GROUP, "stop-lag-updates")
-    with sampler_for(GROUP):
-        lagging = wait_for_status(
-            full_lab, GROUP, lambda v: (v["lag_seconds"] or 0) > 3, "lag above the 2 s RPO", timeout=30
-        )
-        assert lagging["primary"] == "dc1"
+    with config_variant(full_lab, GROUP, rpo="2s") as config:
+        before = unchanged_facts(full_lab, GROUP)
+        full_lab.simulator.add_fault(GROUP, "stop-lag-updates")
+        with sampler_for(GROUP):
+            lagging = wait_for_status(
+                full_lab, GROUP, lambda v: (v["lag_seconds"] or 0) > 3, "lag above the 2 s RPO", timeout=30
+            )
+            assert lagging["primary"] == "dc1"
 
-        human = full_lab.cli("failover", "--group", GROUP, "--yes", "--config", str(config))
-        assert human.code == 3, human.stdout + human.stderr
-        text = _one_line(human.stdout)
-        assert "✗ lag within RPO: last sync" in text and "(RPO 2s)" in text, text
-        assert "pass --force to accept the lag" in text, text
+            human = full_lab.cli("failover", "--group", GROUP, "--yes", "--config", str(config))
+            assert human.code == 3, human.stdout + human.stderr
+            text = _one_line(human.stdout)
+            assert "✗ lag within RPO: last sync" in text and "(RPO 2s)" in text, text
+            assert "pass --force to accept the lag" in text, text
 
-        refused = full_lab.cli("failover", "--group", GROUP, "--yes", "--json", "--config", str(config))
-        document = refused.json()
-        assert document["message"].startswith("refused by preflight: lag within RPO: last sync "), document
-        _assert_refused_by_workflow(refused, document["message"])
-        (lag,) = [f for f in document["progress"]["findings"] if f["check"] == "lag within RPO"]
-        assert lag["verdict"] == "fail" and lag["remedy"] == (
-            "wait for replication to catch up, or pass --force to accept the lag"
-        )
-        assert document["progress"]["lag_seconds"] > document["progress"]["rpo_seconds"] == 2.0
-        after = unchanged_facts(full_lab, GROUP)
-        assert _without_operation(after) == _without_operation(before)
-        assert after["operation"] != before["operation"], "the refusal came from a workflow's preflight"
+            refused = full_lab.cli("failover", "--group", GROUP, "--yes", "--json", "--config", str(config))
+            document = refused.json()
+            assert document["message"].startswith("refused by preflight: lag within RPO: last sync "), document
+            _assert_refused_by_workflow(refused, document["message"])
+            (lag,) = [f for f in document["progress"]["findings"] if f["check"] == "lag within RPO"]
+            assert lag["verdict"] == "fail" and lag["remedy"] == (
+                "wait for replication to catch up, or pass --force to accept the lag"
+            )
+            assert document["progress"]["lag_seconds"] > document["progress"]["rpo_seconds"] == 2.0
+            after = unchanged_facts(full_lab, GROUP)
+            assert _without_operation(after) == _without_operation(before)
+            assert after["operation"] != before["operation"], "the refusal came from a workflow's preflight"
 
-        forced = full_lab.cli("failover", "--group", GROUP, "--yes", "--force", "--json", "--config", str(config))
-        assert forced.code == 0, forced.stdout + forced.stderr
-        moved = forced.json()
-        assert (moved["outcome"], moved["progress"]["phase"]) == ("succeeded", "Relocated")
-        (lag,) = [f for f in moved["progress"]["findings"] if f["check"] == "lag within RPO"]
-        assert lag["verdict"] == "warn" and lag["observed"].endswith("; forced"), lag
-    assert group_status(full_lab, GROUP)["primary"] == "dc2"
-    assert lost_per_volume(full_lab, GROUP) == {pvc: n for pvc, (_, _, n, _) in before["volumes"].items()}
+            forced = full_lab.cli("failover", "--group", GROUP, "--yes", "--force", "--json", "--config", str(config))
+            assert forced.code == 0, forced.stdout + forced.stderr
+            moved = forced.json()
+            assert (moved["outcome"], moved["progress"]["phase"]) == ("succeeded", "Relocated")
+            (lag,) = [f for f in moved["progress"]["findings"] if f["check"] == "lag within RPO"]
+            assert lag["verdict"] == "warn" and lag["observed"].endswith("; forced"), lag
+        assert group_status(full_lab, GROUP)["primary"] == "dc2"
+        assert lost_per_volume(full_lab, GROUP) == {pvc: n for pvc, (_, _, n, _) in before["volumes"].items()}
 
 
 def test_planned_failover_with_source_unreachable_is_refused(full_lab: FullLab, home: None, sampler_for: Any) -> None:
@@ -120,7 +120,7 @@ def test_planned_failover_with_source_unreachable_is_refused(full_lab: FullLab, 
         assert human.code == 3, human.stdout + human.stderr
         assert f"refused: {expected}" in _one_line(human.stdout), human.stdout
         _assert_refused_by_workflow(refused, expected)
-        assert [s["name"] for s in refused.json()["progress"]["steps"]] == ["observe roles"]
+        assert [s["name"] for s in refused.json()["progress"]["steps"]] == ["resolve group", "observe roles"]
         wait_for_status(full_lab, GROUP, lambda v: v["protected"], "dc1 answering again")
     after = unchanged_facts(full_lab, GROUP)
     assert _without_operation(after) == _without_operation(before)

@@ -1,9 +1,10 @@
 """End to end through the real CLI: unplanned failover of pg-prod after losing site dc1, then fence-on-return.
 
 ``orchestrate sandbox site-down dc1`` stops dc1's storage and kills its apiserver; ``failover --unplanned
---detach`` promotes dc2 and starts the application there, and the operation waits in FencingOnReturn. Checked
-meanwhile: ``status`` (Primary dc2, the operation's phase), the application's pods, and the data-loss window the
-workflow reports against the simulator's ledger:
+--detach`` promotes dc2 and starts the application there; the operation ends FailedOver and leaves ``fence/pg-prod``
+waiting for dc1. Checked meanwhile: ``status`` (Primary dc2, the fence pending, in JSON and for a person), a
+failback refused while dc1 is not fenced, the application's pods, and the data-loss window the workflow reports
+against the simulator's ledger:
 
 - ``last_sync_seen`` (the workflow's progress, read through the Temporal client: ``status`` does not show it)
   equals each volume's last shipment to the second (``lastSyncTime`` has one-second precision);
@@ -16,8 +17,8 @@ The group monitor observes every second, so the last shipment before the outage 
 the site dies. The test therefore stretches the shipment interval for the moment of the outage (the last shipment
 then stays the last one for minutes), waits until the monitor reports that shipment, and only then kills the
 site; after the outage it checks that no shipment happened in between. ``sandbox site-up dc1`` then lets the
-workflow fence dc1 (stop its workloads, demote it with resync): the operation ends succeeded/FailedOver and
-``status`` shows the group protected with Primary dc2. The invariant sampler runs throughout, with dc1 declared as
+fence stop dc1's workloads and demote it with resync: ``status`` shows the fence done and the group protected with
+Primary dc2. The invariant sampler runs throughout, with dc1 declared as
 the lost primary (its stale Primary is the documented exception until fenced).
 """
 
@@ -31,7 +32,6 @@ from tests.e2e.configs import (
     desired_replicas,
     lab_cli,
     monitor_seen,
-    operation_phase,
     slow_shipments,
     wait_for,
     wait_for_status,
@@ -78,15 +78,22 @@ def test_unplanned_failover_then_fence_on_return(full_lab: FullLab, home: None, 
         assert started.code == 0, started.stdout + started.stderr
         assert started.json()["detached"] is True
 
-        fencing = wait_for_status(
+        failed_over = wait_for_status(
             full_lab,
             GROUP,
-            lambda v: operation_phase(v) == "FencingOnReturn" and v["primary"] == "dc2",
-            "unplanned failover waiting to fence dc1, with Primary dc2",
+            lambda v: v["operation"]["status"] == "COMPLETED" and v["primary"] == "dc2",
+            "unplanned failover done, with Primary dc2 and the fence pending",
         )
-        assert fencing["operation"]["status"] == "RUNNING"
-        dc1 = next(side for side in fencing["sides"] if side["cluster"] == "dc1")
+        assert failed_over["operation"]["outcome"] == "succeeded"
+        fence = failed_over["operation"]["fence"]
+        assert (fence["stage"], fence["done"], fence["old_primary"]) == ("waiting", False, "dc1"), fence
+        assert fence["waiting_since"] is not None and fence["probes"] >= 1
+        dc1 = next(side for side in failed_over["sides"] if side["cluster"] == "dc1")
         assert not dc1["reachable"]
+        human = full_lab.cli("status", "--group", GROUP)
+        assert "fence fence/pg-prod PENDING: dc1 is not fenced yet" in " ".join(human.stdout.split()), human.stdout
+        busy = full_lab.cli("failback", "--group", GROUP, "--yes", "--json")
+        assert busy.code == 3 and "not fenced yet" in busy.json()["error"]["message"], busy.stdout + busy.stderr
         pods = wait_for(lambda: (p := app_pods(full_lab, GROUP))["dc2"] and p, "the application running on dc2")
         assert pods["dc1"] is None  # dc1 does not answer; the sampler checked dc2 was alone while both answered
 
@@ -119,8 +126,8 @@ def test_unplanned_failover_then_fence_on_return(full_lab: FullLab, home: None, 
         done = wait_for_status(
             full_lab,
             GROUP,
-            lambda v: v["operation"]["status"] == "COMPLETED" and v["protected"],
-            "the operation completed and the group protected again",
+            lambda v: v["operation"]["fence"]["done"] and v["protected"],
+            "the fence done and the group protected again",
             timeout=120,
         )
 
@@ -129,7 +136,10 @@ def test_unplanned_failover_then_fence_on_return(full_lab: FullLab, home: None, 
     assert done["operation"]["outcome"] == "succeeded"
     assert done["operation"]["phase"] == "FailedOver"
     window = f"data-loss window {progress.data_loss_window_seconds:.1f}s"
-    assert done["operation"]["message"] == f"{GROUP} failed over from dc1 to dc2; {window}"
+    assert done["operation"]["message"] == (
+        f"{GROUP} failed over from dc1 to dc2; {window}; fence/{GROUP} demotes dc1 with resync when it answers again"
+    )
+    assert done["operation"]["fence"]["stage"] == "fenced", done["operation"]["fence"]
     roles = {side["cluster"]: side["status"]["role"] for side in done["sides"]}
     assert roles == {"dc1": "Secondary", "dc2": "Primary"}
 
@@ -137,9 +147,10 @@ def test_unplanned_failover_then_fence_on_return(full_lab: FullLab, home: None, 
     assert (result.outcome.value, result.progress.phase.value) == ("succeeded", "FailedOver")
     assert result.progress.last_sync_seen == progress.last_sync_seen
     assert result.progress.data_loss_window_seconds == progress.data_loss_window_seconds
-    fence = [(s.name, s.cluster, s.outcome) for s in result.progress.steps if s.cluster == "dc1"]
-    assert ("stop workloads on returning site", "dc1", "done") in fence
-    assert ("reprotect", "dc1", "done") in fence and ("wait for resync", "dc1", "done") in fence
+    assert result.progress.fence_workflow == f"fence/{GROUP}"
+    fenced = [(s["name"], s["cluster"], s["outcome"]) for s in done["operation"]["fence"]["steps"]]
+    assert ("stop workloads on returning site", "dc1", "done") in fenced
+    assert ("reprotect with resync", "dc1", "done") in fenced and ("wait for resync", "dc1", "done") in fenced
 
     assert desired_replicas(full_lab, GROUP)["dc1"] == {"postgres": 0}
     pods = app_pods(full_lab, GROUP)
