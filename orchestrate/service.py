@@ -140,15 +140,22 @@ async def start_operation(
     raise GroupBusyError(group.name, await running_progress(client, group.name))
 
 
-async def fence_state(client: Client, group: str) -> FenceState | None:
-    """The group's fence: its state while it runs, its result once done; ``None`` when it never ran."""
-    handle = client.get_workflow_handle_for(GroupFenceWorkflow.run, fence_id(group))
+async def _describe(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionDescription | None:
+    """The workflow's description, or ``None`` when no workflow of that id ever ran."""
     try:
-        description = await handle.describe()
+        return await handle.describe()
     except RPCError as error:
         if error.status is RPCStatusCode.NOT_FOUND:
             return None
         raise
+
+
+async def fence_state(client: Client, group: str) -> FenceState | None:
+    """The group's fence: its state while it runs, its result once done; ``None`` when it never ran."""
+    handle = client.get_workflow_handle_for(GroupFenceWorkflow.run, fence_id(group))
+    description = await _describe(handle)
+    if description is None:
+        return None
     if description.status is WorkflowExecutionStatus.RUNNING:
         return await handle.query(GroupFenceWorkflow.state)
     if description.status is WorkflowExecutionStatus.COMPLETED:
@@ -183,13 +190,8 @@ async def ensure_monitors(client: Client, config: OrchestratorConfig) -> None:
 async def running_progress(client: Client, group: str) -> Progress | None:
     """The progress of the group's running operation, or ``None`` when none runs."""
     handle = client.get_workflow_handle_for(GroupFailoverWorkflow.run, workflow_id(group))
-    try:
-        description = await handle.describe()
-    except RPCError as error:
-        if error.status is RPCStatusCode.NOT_FOUND:
-            return None
-        raise
-    if description.status is not WorkflowExecutionStatus.RUNNING:
+    description = await _describe(handle)
+    if description is None or description.status is not WorkflowExecutionStatus.RUNNING:
         return None
     return await handle.query(GroupFailoverWorkflow.progress)
 
@@ -197,12 +199,9 @@ async def running_progress(client: Client, group: str) -> Progress | None:
 async def last_operation(client: Client, group: str) -> tuple[WorkflowExecutionDescription, Any] | None:
     """The group's newest operation (running or not) and its result or failure text."""
     handle = client.get_workflow_handle_for(GroupFailoverWorkflow.run, workflow_id(group))
-    try:
-        description = await handle.describe()
-    except RPCError as error:
-        if error.status is RPCStatusCode.NOT_FOUND:
-            return None
-        raise
+    description = await _describe(handle)
+    if description is None:
+        return None
     if description.status is WorkflowExecutionStatus.COMPLETED:
         return description, await handle.result()
     if description.status is WorkflowExecutionStatus.RUNNING:

@@ -44,6 +44,9 @@ MAX_CONCURRENT_ACTIVITIES = 32
 MAX_CONCURRENT_LOCAL_ACTIVITIES = 32
 """Local activities at once (short steps): their own slots, and their own threads in the pool."""
 GRACEFUL_SHUTDOWN = timedelta(seconds=5)
+HEARTBEAT_THROTTLE = timedelta(seconds=1)
+"""Heartbeats reach the server at least this often: an ``abort`` (a cancellation) reaches a running wait on its
+next heartbeat; the SDK's default (0.8 x the 30 s heartbeat timeout) would delay an abort by up to 24 s."""
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +131,8 @@ def build_worker(client: Client, config: ConfigFile, registry: ClusterRegistry, 
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_concurrent_local_activities=MAX_CONCURRENT_LOCAL_ACTIVITIES,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
 
 

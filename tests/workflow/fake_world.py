@@ -1,14 +1,19 @@
 """Activity fakes for the workflow tier: an in-memory two-site world registered under the real activity names.
 
 The world keeps each side's replication role and workload replicas, records every call, and can be told to fail a
-given activity (retryably N times, or permanently), to never finish the final sync, or to make a side unreachable.
-Invariants (never two primaries, workloads never on both sites) are checked after every write.
+given activity (retryably N times, or permanently), to never finish the final sync, to hold a promotion until the
+test lets it go, or to make a side unreachable. Its preflight refuses an unplanned failover whose source answers
+(unless forced), as the real one does. Every wait's input is recorded (a retried wait must keep its deadline), and
+:meth:`FakeWorld.sleeping_wait` builds a synchronous wait that sleeps like the real activities (so that a worker's
+shutdown reaches it the way it reaches them). Invariants (never two primaries, workloads never on both sites) are
+checked after every write.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,12 +21,14 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.failover import activity_sleep
 from adapters.base import Backend, ReplicationStatus, Role, SyncPoint, WriteResult
 from workflows.groups import GroupConfig
 from workflows.models import (
     Finding,
     GroupOnCluster,
     HookInput,
+    Operation,
     PairInput,
     PreflightInput,
     PreflightReport,
@@ -80,6 +87,12 @@ class FakeWorld:
     hook_calls: list[HookInput] = field(default_factory=list)
     ignore_reprotect: set[str] = field(default_factory=set)
     """Clusters whose controller accepts a reprotect but never acts on it (they stay Primary)."""
+    promote_gate: asyncio.Event | None = None
+    """When set to an event, ``promote`` holds (after recording its call) until the event is set."""
+    promote_started: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when a ``promote`` starts holding at ``promote_gate``."""
+    wait_inputs: list[tuple[str, WaitInput]] = field(default_factory=list)
+    """Every wait's activity name and input, in call order (deadlines must hold across attempts)."""
 
     def fail(
         self,
@@ -134,9 +147,13 @@ class FakeWorld:
             self.violations.append(f"workloads on both sites: {running}")
 
     def final_state_violations(self) -> list[str]:
-        """At the end of every scenario: one primary, and workloads (if any) only there."""
-        primaries = [c for c, s in self.sides.items() if s.role is Role.PRIMARY]
-        running = [c for c, s in self.sides.items() if s.replicas > 0]
+        """At the end of every scenario: one primary, and workloads (if any) only there.
+
+        An old primary still awaiting its fence (abandoned by an unplanned failover) is the one allowed exception.
+        """
+        counted = {c: s for c, s in self.sides.items() if c not in self.awaiting_fence}
+        primaries = [c for c, s in counted.items() if s.role is Role.PRIMARY]
+        running = [c for c, s in counted.items() if s.replicas > 0]
         problems = [] if len(primaries) == 1 else [f"end state: primaries {primaries}"]
         if any(c not in primaries for c in running):
             problems.append(f"end state: workloads on {running}, primary {primaries}")
@@ -157,7 +174,30 @@ class FakeWorld:
             message=f"{cluster} {side.role.value}",
         )
 
-    def activities(self) -> list[Callable[..., Any]]:
+    def sleeping_wait(
+        self, name: str, *, started: threading.Event, release: threading.Event
+    ) -> Callable[[WaitInput], ReplicationStatus]:
+        """A synchronous wait activity called ``name`` that sleeps (heartbeating) until ``release`` is set.
+
+        It sleeps with :func:`activities.failover.activity_sleep`, as the real waits do; ``started`` is set when an
+        attempt begins. Run it in a worker with an ``activity_executor``.
+        """
+        world = self
+
+        @activity.defn(name=name)
+        def sleeping(request: WaitInput) -> ReplicationStatus:
+            world.wait_inputs.append((name, request))
+            world.record(f"{name}:{request.cluster}")
+            started.set()
+            while not release.is_set():
+                activity.heartbeat("still waiting")
+                activity_sleep(0.1)
+            return world.status(request.cluster)
+
+        return sleeping
+
+    def activities(self, *, overrides: Mapping[str, Callable[..., Any]] | None = None) -> list[Callable[..., Any]]:
+        """The fakes under the real activity names; ``overrides`` (by activity name) replace some of them."""
         world = self
 
         @activity.defn(name="resolve_group")
@@ -178,6 +218,16 @@ class FakeWorld:
         async def preflight(request: PreflightInput) -> PreflightReport:
             world._maybe_fail("preflight")
             findings = [Finding(check="fake", observed="ok", verdict=Verdict.PASS), *world.preflight_findings]
+            source_ok = world.sides[request.source].reachable
+            if request.operation is Operation.UNPLANNED and source_ok and not request.force:
+                findings.append(
+                    Finding(
+                        check=f"{request.source} lost",
+                        observed=f"{request.source} answers: the source site is not lost",
+                        verdict=Verdict.FAIL,
+                        remedy="use a planned failover, or --force if the source must be abandoned anyway",
+                    )
+                )
             if "refuse" in world.failures:
                 findings.append(
                     Finding(
@@ -187,7 +237,6 @@ class FakeWorld:
                         remedy="pass --force",
                     )
                 )
-            source_ok = world.sides[request.source].reachable
             return PreflightReport(
                 findings=tuple(findings),
                 source_status=world.status(request.source) if source_ok else None,
@@ -219,6 +268,7 @@ class FakeWorld:
 
         @activity.defn(name="wait_volumes_released")
         async def wait_volumes_released(request: WaitInput) -> str:
+            world.wait_inputs.append(("wait_volumes_released", request))
             world._maybe_fail("wait_volumes_released", request.cluster)
             return "released"
 
@@ -230,6 +280,7 @@ class FakeWorld:
 
         @activity.defn(name="wait_workloads_ready")
         async def wait_workloads_ready(request: WaitInput) -> str:
+            world.wait_inputs.append(("wait_workloads_ready", request))
             world._maybe_fail("wait_workloads_ready", request.cluster)
             if world.stall_start is not None and request.cluster != "dc1":
                 world.start_waiting.set()
@@ -251,6 +302,7 @@ class FakeWorld:
 
         @activity.defn(name="wait_final_sync")
         async def wait_final_sync(request: WaitInput) -> ReplicationStatus:
+            world.wait_inputs.append(("wait_final_sync", request))
             world.final_sync_started.set()
             world._maybe_fail("wait_final_sync", request.cluster)
             if world.stall_final_sync:
@@ -269,6 +321,10 @@ class FakeWorld:
         @activity.defn(name="promote")
         async def promote(request: PromoteInput) -> WriteResult:
             world._maybe_fail("promote", request.cluster)
+            if world.promote_gate is not None:
+                world.promote_started.set()
+                while not world.promote_gate.is_set():
+                    await asyncio.sleep(0.05)
             if request.force:
                 world.awaiting_fence.add(request.peer)
             world.sides[request.cluster].role = Role.PRIMARY
@@ -277,6 +333,7 @@ class FakeWorld:
 
         @activity.defn(name="wait_promoted")
         async def wait_promoted(request: WaitInput) -> ReplicationStatus:
+            world.wait_inputs.append(("wait_promoted", request))
             world._maybe_fail("wait_promoted", request.cluster)
             return world.status(request.cluster)
 
@@ -292,6 +349,7 @@ class FakeWorld:
 
         @activity.defn(name="wait_secondary")
         async def wait_secondary(request: WaitInput) -> ReplicationStatus:
+            world.wait_inputs.append(("wait_secondary", request))
             world._maybe_fail("wait_secondary", request.cluster)
             for _ in range(world.secondary_lags):
                 activity.heartbeat("still Primary")
@@ -307,6 +365,7 @@ class FakeWorld:
 
         @activity.defn(name="wait_resync")
         async def wait_resync(request: WaitInput) -> ReplicationStatus:
+            world.wait_inputs.append(("wait_resync", request))
             world._maybe_fail("wait_resync", request.cluster)
             return world.status(request.cluster)
 
@@ -316,7 +375,7 @@ class FakeWorld:
             world._maybe_fail(f"hook-{request.hook_name}")
             return "200"
 
-        return [
+        fakes: list[Callable[..., Any]] = [
             resolve_group,
             wait_secondary,
             observe_roles,
@@ -335,3 +394,5 @@ class FakeWorld:
             wait_resync,
             run_hook,
         ]
+        replaced = overrides or {}
+        return [replaced.get(f.__name__, f) for f in fakes]

@@ -3,73 +3,37 @@
 Covers the planned path, compensation (permanent demote failure, final sync past its timeout, permanent promote
 failure, abort during the final-sync wait), approval (approve and its validator), refusal by preflight with no
 write, retries recorded in progress, failures after the point of no return (needs attention, no rollback), and the
-unplanned path with fence-on-return. Every scenario checks the invariants the fake world records.
+unplanned path with fence-on-return (and its refusal when the source answers). Every scenario checks the invariants
+the fake world records.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from adapters.base import Backend, Role
+from adapters.base import Role
+from tests.workflow.conftest import Scenario
 from tests.workflow.fake_world import FakeWorld
 from workflows.failover import GroupFailoverWorkflow, GroupFenceWorkflow
-from workflows.groups import GroupConfig, ReplicationConfig, StepTimeouts, WorkloadConfig
-from workflows.models import FailoverRequest, FailoverResult, Operation, Outcome, Phase
-
-GROUP = GroupConfig(
-    name="pg-prod",
-    namespace="pg-prod",
-    backend=Backend.CSI_ADDONS,
-    clusters=("dc1", "dc2"),
-    replication=ReplicationConfig(name="postgres"),
-    workloads=(WorkloadConfig(kind="StatefulSet", name="postgres", replicas=1),),
-    timeouts=StepTimeouts(final_sync=timedelta(seconds=2)),
-)
+from workflows.groups import StepTimeouts
+from workflows.models import FailoverResult, Operation, Outcome, Phase
 
 
 @pytest_asyncio.fixture()
-async def world_and_queue(temporal_env: WorkflowEnvironment) -> AsyncIterator[tuple[FakeWorld, str]]:
-    # A group name of its own per test: fence/<group> outlives the test's worker and must not be joined by the next.
-    name = f"pg-{uuid.uuid4().hex[:8]}"
-    world = FakeWorld(groups={name: GROUP.model_copy(update={"name": name, "namespace": name})})
-    world.group_name = name
-    task_queue = f"failover-{uuid.uuid4().hex[:8]}"
-    async with Worker(
-        temporal_env.client,
-        task_queue=task_queue,
-        workflows=[GroupFailoverWorkflow, GroupFenceWorkflow],
-        activities=world.activities(),
-    ):
-        yield world, task_queue
-    assert world.violations == []
-    assert world.final_state_violations() == []
+async def world_and_queue(scenario: Scenario) -> tuple[FakeWorld, str]:
+    return scenario.world, scenario.task_queue
 
 
 async def start(
     client: Client, world: FakeWorld, task_queue: str, **overrides: object
 ) -> WorkflowHandle[GroupFailoverWorkflow, FailoverResult]:
-    request = FailoverRequest(
-        group=world.group_name,
-        operation=Operation.PLANNED,
-        fence_poll_initial=timedelta(milliseconds=100),
-        fence_poll_max=timedelta(milliseconds=200),
-    ).model_copy(update=overrides)
-    return await client.start_workflow(
-        GroupFailoverWorkflow.run,
-        request,
-        id=f"failover/{world.group_name}",
-        task_queue=task_queue,
-        execution_timeout=timedelta(seconds=60),
-    )
+    return await Scenario(client, world, task_queue).start(**overrides)
 
 
 def client_of(env: WorkflowEnvironment) -> Client:
@@ -271,7 +235,7 @@ async def test_unplanned_refused_when_source_answers(
 ) -> None:
     world, task_queue = world_and_queue
     result = await (await start(temporal_env.client, world, task_queue, operation=Operation.UNPLANNED)).result()
-    # The fake preflight passes; the roles show dc1 Primary and reachable, so the target is dc2 and the
-    # workflow stops dc1's workloads before promoting (forced path) only when preflight allowed it.
-    assert result.outcome is Outcome.SUCCEEDED
-    assert world.calls.index("stop_workloads:dc1") < world.calls.index("promote:dc2")
+    # dc1 answers: preflight refuses the unplanned failover (not forced) and suggests a planned one.
+    assert result.outcome is Outcome.REFUSED
+    assert "dc1 lost: dc1 answers" in result.message and "planned failover" in result.message
+    assert world.calls == ["observe_roles", "preflight"]

@@ -1,0 +1,81 @@
+"""Workflow tier: the group monitor follows the worker's configuration.
+
+The monitor's input names the group; before every observation it resolves the group in the worker's configuration,
+so a changed ``monitor_interval`` takes effect at the next observation and a group removed from the configuration
+ends its monitor (instead of observing objects nobody configures any more). It remembers the newest sync seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from adapters.base import Backend
+from tests.workflow.fake_world import FakeWorld
+from workflows.groups import GroupConfig, ReplicationConfig
+from workflows.monitor import GroupMonitorWorkflow, MonitorInput
+
+
+def _group(name: str, interval: timedelta) -> GroupConfig:
+    return GroupConfig(
+        name=name,
+        namespace=name,
+        backend=Backend.CSI_ADDONS,
+        clusters=("dc1", "dc2"),
+        replication=ReplicationConfig(name="postgres"),
+        monitor_interval=interval,
+    )
+
+
+async def _start(env: WorkflowEnvironment, world: FakeWorld, name: str, task_queue: str) -> WorkflowHandle[Any, Any]:
+    return await env.client.start_workflow(
+        GroupMonitorWorkflow.run,
+        MonitorInput(group=name),
+        id=f"monitor/{name}",
+        task_queue=task_queue,
+        execution_timeout=timedelta(seconds=60),
+    )
+
+
+async def _observations_after(world: FakeWorld, seconds: float) -> int:
+    before = world.calls.count("observe_roles")
+    await asyncio.sleep(seconds)
+    return world.calls.count("observe_roles") - before
+
+
+async def test_a_changed_interval_takes_effect_at_the_next_observation(temporal_env: WorkflowEnvironment) -> None:
+    name = f"pg-{uuid.uuid4().hex[:8]}"
+    world = FakeWorld(groups={name: _group(name, timedelta(milliseconds=100))})
+    task_queue = f"monitor-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        temporal_env.client, task_queue=task_queue, workflows=[GroupMonitorWorkflow], activities=world.activities()
+    ):
+        handle = await _start(temporal_env, world, name, task_queue)
+        assert await _observations_after(world, 1.0) >= 4
+        seen = await handle.query(GroupMonitorWorkflow.seen)
+        assert seen is not None and seen.primary == "dc1" and seen.last_sync_seen == world.last_sync
+
+        world.groups[name] = _group(name, timedelta(hours=1))
+        await asyncio.sleep(0.3)  # the observation under way still uses the old interval
+        assert await _observations_after(world, 1.0) == 0
+        await handle.terminate("test over")
+
+
+async def test_a_removed_group_ends_its_monitor(temporal_env: WorkflowEnvironment) -> None:
+    name = f"pg-{uuid.uuid4().hex[:8]}"
+    world = FakeWorld(groups={name: _group(name, timedelta(milliseconds=100))})
+    task_queue = f"monitor-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        temporal_env.client, task_queue=task_queue, workflows=[GroupMonitorWorkflow], activities=world.activities()
+    ):
+        handle = await _start(temporal_env, world, name, task_queue)
+        assert await _observations_after(world, 0.5) >= 1
+        del world.groups[name]
+        await asyncio.wait_for(handle.result(), timeout=10)
+        assert (await handle.describe()).status is WorkflowExecutionStatus.COMPLETED

@@ -1,0 +1,71 @@
+"""Workflow tier: ``resume``, which finishes an operation that ended "needs attention" from fresh observations.
+
+Covers: a planned failover whose post-hook fails for good ends with dc2 Primary and the application there, and a
+resume (a new ``failover/<group>`` run with operation resume) once the hook is fixed runs the post-hooks again and
+reprotects dc1 without resync; resume refuses with two primaries (the old one awaits its fence); resume with
+``fence_pending`` leaves the old side to the fence (no reprotect).
+"""
+
+from __future__ import annotations
+
+from adapters.base import Role
+from tests.workflow.conftest import Scenario, hooks
+from workflows.models import Operation, Outcome, Phase
+
+
+async def test_resume_finishes_a_planned_failover_whose_post_hook_failed(scenario: Scenario) -> None:
+    world = scenario.world
+    scenario.configure(hooks=hooks(post=("dns",)))
+    world.fail("hook-dns", message="dns switch refused")
+    first = await scenario.run()
+
+    assert first.outcome is Outcome.NEEDS_ATTENTION, first.message
+    assert first.progress.phase is Phase.NEEDS_ATTENTION
+    assert "dc2 is Primary and holds the data" in first.message and "orchestrate resume" in first.message
+    assert {"post-hooks", "reprotect"} <= set(first.progress.left_to_do)
+    assert world.sides["dc2"].role is Role.PRIMARY and world.sides["dc2"].replicas == 1
+    assert world.sides["dc1"].replicas == 0
+    assert "reprotect:dc1" not in world.calls
+
+    world.failures.pop("hook-dns")  # the operator fixed the DNS API
+    before = len(world.calls)
+    resumed = await scenario.run(operation=Operation.RESUME)
+
+    assert resumed.outcome is Outcome.SUCCEEDED, resumed.message
+    assert resumed.progress.phase is Phase.RESUMED
+    assert (resumed.progress.source, resumed.progress.target) == ("dc1", "dc2")
+    calls = world.calls[before:]
+    assert "promote:dc2" not in calls and "demote:dc1" not in calls
+    assert calls.index("stop_workloads:dc1") < calls.index("start_workloads:dc2")
+    assert "reprotect:dc1" in calls and "reprotect-resync=False" in calls and "wait_resync:dc1" in calls
+    keys = [h.idempotency_key for h in world.hook_calls]
+    assert len(keys) == 2 and keys[0] != keys[1]  # a new operation: the hook is called with a new key
+    assert world.sides["dc1"].role is Role.SECONDARY and world.sides["dc1"].replicas == 0
+    assert world.sides["dc2"].role is Role.PRIMARY and world.sides["dc2"].replicas == 1
+
+
+async def test_resume_refuses_two_primaries(scenario: Scenario) -> None:
+    world = scenario.world
+    # An unplanned failover promoted dc2; dc1 came back Primary before its fence got to it.
+    world.sides["dc2"].role, world.sides["dc2"].replicas = Role.PRIMARY, 1
+    world.awaiting_fence.add("dc1")
+    result = await scenario.run(operation=Operation.RESUME)
+
+    assert result.outcome is Outcome.REFUSED, result.message
+    assert "resume needs exactly one Primary" in result.message and "not fenced yet" in result.message
+    assert world.calls == ["observe_roles"]
+
+
+async def test_resume_with_a_pending_fence_skips_the_reprotect(scenario: Scenario) -> None:
+    world = scenario.world
+    # dc2 was promoted and holds the data, but its application never started; dc1 answers (Secondary).
+    world.sides["dc1"].role, world.sides["dc1"].replicas = Role.SECONDARY, 0
+    world.sides["dc2"].role = Role.PRIMARY
+    result = await scenario.run(operation=Operation.RESUME, fence_pending=True)
+
+    assert result.outcome is Outcome.SUCCEEDED, result.message
+    assert result.progress.phase is Phase.RESUMED
+    assert f"left to the fence (fence/{scenario.group})" in result.message
+    assert not any(c.startswith("reprotect") or c.startswith("wait_resync") for c in world.calls)
+    assert "stop_workloads:dc1" in world.calls  # the application never runs on both sites
+    assert world.sides["dc2"].replicas == 1 and world.sides["dc1"].replicas == 0
