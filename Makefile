@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup binaries demo lab-up lab-down lint test test-unit test-workflow test-lab test-e2e bench
+.PHONY: setup binaries demo lab-up lab-down lint test test-unit test-workflow test-lab test-e2e faults bench
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -48,6 +48,9 @@ test-lab: binaries
 
 test-e2e: binaries
 	$(VENV)/bin/pytest tests/e2e $(PYTEST_ARGS)
+
+faults: binaries  ## the whole fault matrix: 4 backends x 5 steps x 5 faults + unplanned cases (~1 h); CI runs pg-prod's
+	FAULT_GROUPS=all FAULTS_REPORT=$(or $(FAULTS_REPORT),faults-report.json) $(VENV)/bin/pytest tests/faults $(PYTEST_ARGS)
 
 bench: binaries  ## planned-failover overhead (prints figures)
 	$(VENV)/bin/python -m benchmarks.failover_overhead --runs 20

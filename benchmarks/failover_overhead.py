@@ -18,14 +18,13 @@ import asyncio
 import statistics
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from clusters.registry import ClusterRegistry
 from orchestrate.config import load_config
 from orchestrate.service import start_operation
 from orchestrate.temporal_client import connect
-from orchestrate.worker import MAX_CONCURRENT_ACTIVITIES, MAX_CONCURRENT_LOCAL_ACTIVITIES, ConfigFile, build_worker
+from orchestrate.worker import ConfigFile, WorkerLimits, build_worker
 from sandbox.lab import Lab
 from sandbox.simulator.client import SimulatorClient
 from workflows.models import FailoverRequest, Operation, Outcome
@@ -66,7 +65,7 @@ async def run(runs: int, group_name: str, root: Path, verbose: bool = False) -> 
         registry = ClusterRegistry(config.clusters)
         overheads: list[float] = []
         requests: list[int] = []
-        with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES + MAX_CONCURRENT_LOCAL_ACTIVITIES) as executor:
+        with WorkerLimits().executor() as executor:
             async with build_worker(client, ConfigFile(config), registry, executor):
                 for index in range(runs):
                     apis = [registry.api(c) for c in group.clusters]

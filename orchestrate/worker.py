@@ -19,8 +19,9 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -119,21 +120,54 @@ def activity_functions(activities: FailoverActivities) -> list[Callable[..., Any
 WORKFLOWS = [GroupFailoverWorkflow, GroupFenceWorkflow, GroupMonitorWorkflow]
 
 
-def build_worker(client: Client, config: ConfigFile, registry: ClusterRegistry, executor: ThreadPoolExecutor) -> Worker:
-    """A worker on the configured task queue with the workflows and activities."""
-    activities = FailoverActivities(registry, config.group, httpx.Client())
+@dataclass(frozen=True)
+class WorkerLimits:
+    """Slots of each kind of activity, and the threads that serve them all at once.
+
+    Attributes:
+        activities: ordinary activities at once (waits, which may hold a thread for many minutes, and hooks).
+        local: local activities at once (short steps).
+    """
+
+    activities: int = MAX_CONCURRENT_ACTIVITIES
+    local: int = MAX_CONCURRENT_LOCAL_ACTIVITIES
+
+    @property
+    def threads(self) -> int:
+        """A thread for every slot of both kinds: waits holding every ordinary slot never starve a short step."""
+        return self.activities + self.local
+
+    def executor(self) -> ThreadPoolExecutor:
+        """The activity thread pool."""
+        return ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="activity")
+
+
+def worker_for(
+    client: Client,
+    task_queue: str,
+    activities: Sequence[Callable[..., Any]],
+    executor: ThreadPoolExecutor,
+    limits: WorkerLimits = WorkerLimits(),
+) -> Worker:
+    """A worker of the project's workflows and ``activities`` with the production settings."""
     return Worker(
         client,
-        task_queue=config.current().temporal.task_queue,
+        task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=activity_functions(activities),
+        activities=activities,
         activity_executor=executor,
-        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
-        max_concurrent_local_activities=MAX_CONCURRENT_LOCAL_ACTIVITIES,
+        max_concurrent_activities=limits.activities,
+        max_concurrent_local_activities=limits.local,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
+
+
+def build_worker(client: Client, config: ConfigFile, registry: ClusterRegistry, executor: ThreadPoolExecutor) -> Worker:
+    """A worker on the configured task queue with the workflows and activities."""
+    activities = FailoverActivities(registry, config.group, httpx.Client())
+    return worker_for(client, config.current().temporal.task_queue, activity_functions(activities), executor)
 
 
 async def run_worker(
@@ -155,8 +189,7 @@ async def run_worker(
             loop.add_signal_handler(sig, stop.set)
     watched = ConfigFile(config, path)
     try:
-        threads = MAX_CONCURRENT_ACTIVITIES + MAX_CONCURRENT_LOCAL_ACTIVITIES
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="activity") as executor:
+        with WorkerLimits().executor() as executor:
             async with build_worker(client, watched, registry, executor):
                 await ensure_monitors(client, config)
                 if ready is not None:
