@@ -24,6 +24,7 @@ from activities.preflight import Preflight
 from adapters.base import ReplicationAdapter, ReplicationStatus, Role, SyncPoint, WriteResult
 from adapters.registry import adapter_for
 from adapters.waiting import Predicate, poll_intervals, wait_for_status
+from clusters.api import ClusterApi
 from clusters.errors import (
     BackendFailedError,
     ClusterUnreachableError,
@@ -96,11 +97,15 @@ class FailoverActivities:
         """The group called ``name`` in this worker's configuration."""
         return self.groups(name)
 
-    def adapter(self, group: GroupConfig, cluster: str) -> ReplicationAdapter:
-        """The group's adapter on ``cluster``."""
+    def api(self, group: GroupConfig, cluster: str) -> ClusterApi:
+        """The API of one of the group's clusters (an input naming another cluster is refused)."""
         if cluster not in group.clusters:
             raise InvalidSpecError(f"group {group.name} does not live on {cluster}", cluster=cluster)
-        return adapter_for(self.registry.api(cluster), group.replication_target(cluster))
+        return self.registry.api(cluster)
+
+    def adapter(self, group: GroupConfig, cluster: str) -> ReplicationAdapter:
+        """The group's adapter on ``cluster``."""
+        return adapter_for(self.api(group, cluster), group.replication_target(cluster))
 
     # ------------------------------------------------------------------------------------------- observation
 
@@ -132,8 +137,7 @@ class FailoverActivities:
     @domain_errors
     def check_reachable(self, request: GroupOnCluster) -> ProbeReport:
         """One probe of ``cluster``: whether its API answers usably (not 401/403, TLS failure or 5xx)."""
-        self.group(request.group)
-        found = probe_once(self.registry.api(request.cluster))
+        found = probe_once(self.api(self.group(request.group), request.cluster))
         return ProbeReport(
             cluster=request.cluster,
             answers=found.verdict.value == "answers",
@@ -154,7 +158,7 @@ class FailoverActivities:
     def stop_workloads(self, request: GroupOnCluster) -> WorkloadsSnapshot:
         """Scale the group's workloads to zero (reverse start order) and return the replicas they had."""
         group = self.group(request.group)
-        api = self.registry.api(request.cluster)
+        api = self.api(group, request.cluster)
         replicas: dict[str, int] = {}
         for workload in _ordered(group, reverse=True):
             state = read_workload(api, group.namespace, _ref(workload))
@@ -172,7 +176,7 @@ class FailoverActivities:
         and those the replication objects list: an empty status list alone never ends the wait.
         """
         group = self.group(request.group)
-        api = self.registry.api(request.cluster)
+        api = self.api(group, request.cluster)
         pvcs = self.group_pvcs(group, request.cluster)
         deadline = _deadline(request)
         intervals = poll_intervals(FIRST_POLL, MAX_POLL)
@@ -191,7 +195,7 @@ class FailoverActivities:
 
     def group_pvcs(self, group: GroupConfig, cluster: str) -> list[str]:
         """Every PVC of the group on ``cluster``: configured, used by its workloads, listed by its replication."""
-        api = self.registry.api(cluster)
+        api = self.api(group, cluster)
         names = set(group.replication.pvcs)
         names.update(workload_pvcs(api, group.namespace, [_ref(w) for w in group.workloads]))
         try:
@@ -207,7 +211,7 @@ class FailoverActivities:
     def start_workloads(self, request: ScaleInput) -> None:
         """Scale the group's workloads up (in start order) to the remembered or configured replicas."""
         group = self.group(request.group)
-        api = self.registry.api(request.cluster)
+        api = self.api(group, request.cluster)
         for workload in _ordered(group):
             replicas = request.replicas.get(workload.name, workload.replicas)
             scale_workload(api, group.namespace, _ref(workload), replicas)
@@ -217,7 +221,7 @@ class FailoverActivities:
     def wait_workloads_ready(self, request: WaitInput) -> str:
         """Wait until every workload has all its replicas ready."""
         group = self.group(request.group)
-        api = self.registry.api(request.cluster)
+        api = self.api(group, request.cluster)
         deadline = _deadline(request)
         intervals = poll_intervals(FIRST_POLL, MAX_POLL)
         while True:

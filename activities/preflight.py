@@ -45,7 +45,7 @@ class Preflight:
 
     def reach(self, cluster: str, *, decide_lost: bool) -> Reachability:
         """Probe ``cluster``: once, or (deciding that a source is lost) several times over the group's window."""
-        api = self.owner.registry.api(cluster)
+        api = self.owner.api(self.group, cluster)
         if not decide_lost:
             return probe_once(api)
         detection = self.group.loss_detection
@@ -95,7 +95,7 @@ class Preflight:
             source_status=source_status,
             target_status=target_status,
             lag_seconds=lag,
-            source_reachable=source_reach.answered,
+            source_reachable=source_reach.verdict is Reach.ANSWERS,
         )
 
     def _target_reachable(self, target: str, reach: Reachability) -> None:
@@ -223,7 +223,7 @@ class Preflight:
         return lag
 
     def _workloads(self, cluster: str, *, expect_running: bool) -> None:
-        api = self.owner.registry.api(cluster)
+        api = self.owner.api(self.group, cluster)
         for workload in self.group.workloads:
             try:
                 state = read_workload(api, self.group.namespace, _ref(workload))

@@ -72,11 +72,7 @@ class FencePendingError(Exception):
 
 def approval_needed(group: GroupConfig, operation: Operation, *, alert: bool) -> bool:
     """Whether the group's policy wants ``approve`` before this operation changes anything."""
-    if alert and group.approval.alert_triggered:
-        return True
-    if operation is Operation.UNPLANNED:
-        return group.approval.unplanned
-    return group.approval.planned
+    return group.approval.required(unplanned=operation is Operation.UNPLANNED, alert=alert)
 
 
 async def start_operation(
@@ -94,10 +90,14 @@ async def start_operation(
     """
     group = config.group(request.group)
     fence = await fence_state(client, group.name)
-    if fence is not None and not fence.done:
-        if request.operation is not Operation.RESUME:
-            raise FencePendingError(group.name, fence)
-        request = request.model_copy(update={"fence_pending": True})
+    pending = fence is not None and not fence.done
+    if pending and request.operation is not Operation.RESUME:
+        assert fence is not None
+        raise FencePendingError(group.name, fence)
+    if request.operation is Operation.RESUME:
+        request = request.model_copy(
+            update={"fence_pending": pending, "expected_primary": await _expected_primary(client, group.name, fence)}
+        )
     if request.operation is Operation.UNPLANNED and request.last_sync_seen is None:
         seen = await monitor_state(client, group.name)
         if seen is not None and seen.last_sync_seen is not None:
@@ -138,6 +138,18 @@ async def start_operation(
         if error.status is not RPCStatusCode.ALREADY_EXISTS:
             raise
     raise GroupBusyError(group.name, await running_progress(client, group.name))
+
+
+async def _expected_primary(client: Client, group: str, fence: FenceState | None) -> str | None:
+    """Where the unfinished operation put the primary: the pending fence's new primary, else its target."""
+    if fence is not None and not fence.done:
+        return fence.new_primary
+    found = await last_operation(client, group)
+    if found is None:
+        return None
+    _, state = found
+    progress = state.progress if isinstance(state, FailoverResult) else state
+    return progress.target if isinstance(progress, Progress) else None
 
 
 async def _describe(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionDescription | None:

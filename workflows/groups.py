@@ -167,6 +167,12 @@ class ApprovalPolicy(_Model):
     alert_triggered: bool = True
     timeout: Duration = timedelta(hours=1)
 
+    def required(self, *, unplanned: bool, alert: bool) -> bool:
+        """Whether an operation of this kind waits for ``approve`` before it changes anything."""
+        if alert and self.alert_triggered:
+            return True
+        return self.unplanned if unplanned else self.planned
+
 
 class LossDetection(_Model):
     """When the source site counts as lost for an unplanned failover.

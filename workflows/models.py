@@ -94,6 +94,8 @@ class FailoverRequest(Frozen):
         last_sync_seen: the newest completed sync the group's monitor saw (the data-loss window of an unplanned
             failover is measured from it when the lost primary was the only side reporting sync times).
         fence_pending: resume only: a fence workflow still waits for the old primary (resume leaves it to it).
+        expected_primary: resume only: the cluster the unfinished operation promoted (the fence's new primary, or
+            the last operation's target); resume refuses when another side is the one observed Primary.
     """
 
     group: str
@@ -107,6 +109,7 @@ class FailoverRequest(Frozen):
     fence_poll_max: timedelta = timedelta(seconds=30)
     last_sync_seen: datetime | None = None
     fence_pending: bool = False
+    expected_primary: str | None = None
 
 
 class StepRecord(Frozen):
@@ -242,6 +245,8 @@ class PreflightReport(Frozen):
     target_status: ReplicationStatus | None
     lag_seconds: float | None
     source_reachable: bool
+    """The source's API answers usably (a forced unplanned failover stops and demotes it first); one that answers
+    with 401/403, a TLS failure or 5xx cannot be acted on and is treated as lost (the fence waits for it)."""
 
     @property
     def refused(self) -> bool:
@@ -319,6 +324,7 @@ class FenceRequest(Frozen):
         poll_initial: first pause between probes (doubles up to ``poll_max``).
         poll_max: longest pause between probes.
         delay: the next pause (carried across continue-as-new).
+        promotion_abandoned: the failover signalled that it gave up promoting ``new_primary``.
     """
 
     group: str
@@ -331,6 +337,7 @@ class FenceRequest(Frozen):
     poll_initial: timedelta = timedelta(seconds=5)
     poll_max: timedelta = timedelta(seconds=30)
     delay: timedelta | None = None
+    promotion_abandoned: bool = False
 
 
 class FenceState(Frozen):

@@ -36,7 +36,7 @@ STEPS = {
     "quiesce": "wait for volumes released",
     "final-sync": "wait for final sync",
     "promotion": "wait for promotion",
-    "start": "wait for workloads ready",
+    "start": "start workloads",
     "reprotect": "wait for resync",
 }
 """Injection points of the planned path: the step that must be running (or just done) when the fault hits."""
@@ -63,7 +63,14 @@ TIMEOUTS = {
 
 FAULTS = ("worker-kill", "temporal-restart", "source-apiserver", "target-apiserver", "storage")
 
-LATENCIES = {"detach_delay": 1.0, "demote_latency": 1.0, "final_sync_latency": 1.0, "promote_latency": 1.0}
+LATENCIES = {
+    "detach_delay": 1.0,
+    "demote_latency": 1.0,
+    "final_sync_latency": 1.0,
+    "promote_latency": 1.0,
+    "resync_latency": 2.0,
+    "action_latency": 1.0,
+}
 """Simulator latencies for the matrix: every step lasts long enough for a fault to land inside it."""
 
 

@@ -104,7 +104,7 @@ def test_source_answering_403_is_not_lost(stack: ExitStack) -> None:
     assert "forbidden" in lost.observed.lower()
     assert lost.remedy is not None and "--force" in lost.remedy
     assert report.refused
-    assert report.source_reachable  # it answered
+    assert not report.source_reachable  # it answered, but cannot be acted on: a forced failover fences it
     assert report.source_status is None
     assert server.answer.paths == ["/version"]  # one probe: an answer ends the assessment
 

@@ -49,11 +49,26 @@ async def test_resume_refuses_two_primaries(scenario: Scenario) -> None:
     # An unplanned failover promoted dc2; dc1 came back Primary before its fence got to it.
     world.sides["dc2"].role, world.sides["dc2"].replicas = Role.PRIMARY, 1
     world.awaiting_fence.add("dc1")
-    result = await scenario.run(operation=Operation.RESUME)
+    result = await scenario.run(operation=Operation.RESUME, fence_pending=True, expected_primary="dc2")
 
     assert result.outcome is Outcome.REFUSED, result.message
     assert "resume needs exactly one Primary" in result.message and "not fenced yet" in result.message
     assert world.calls == ["observe_roles"]
+
+
+async def test_resume_refuses_a_primary_other_than_the_expected_one(scenario: Scenario) -> None:
+    world = scenario.world
+    # An unplanned failover promoted dc2 and failed at a post-hook; dc1 returned Primary while dc2 cannot be read:
+    # only dc1 is observed Primary. Resume must not take it for the target.
+    world.sides["dc2"].role, world.sides["dc2"].replicas = Role.PRIMARY, 1
+    world.sides["dc2"].reachable = False
+    world.awaiting_fence.add("dc1")
+    result = await scenario.run(operation=Operation.RESUME, fence_pending=True, expected_primary="dc2")
+
+    assert result.outcome is Outcome.REFUSED, result.message
+    assert "resume expected dc2 as the Primary" in result.message
+    assert world.calls == ["observe_roles"]
+    world.sides["dc2"].reachable = True
 
 
 async def test_resume_with_a_pending_fence_skips_the_reprotect(scenario: Scenario) -> None:

@@ -214,7 +214,12 @@ class OperationContext:
         Returns:
             ``None`` when the operation may go on; otherwise how it ended (aborted, timed out, refused).
         """
-        if not self.request.approval_required:
+        request = self.request
+        # The worker's policy applies whatever the client asked: a client can add an approval, never skip one.
+        policy = self.group.approval.required(
+            unplanned=self.effective_operation is Operation.UNPLANNED, alert=request.triggered_by.startswith("alert")
+        )
+        if not (request.approval_required or policy):
             return None
         timeout = self.group.approval.timeout
         self.set_phase(

@@ -1,10 +1,12 @@
 """The fence workflow (``fence/<group>``): the old primary of an unplanned failover never comes back as a primary.
 
-Started the moment an unplanned failover requests the target's promotion, independent of what that operation
+Started just before an unplanned failover requests the target's promotion, independent of what that operation
 does next. It probes the old primary with back-off (capped) until its API answers, checks that the new primary
 really is Primary, then stops the group's workloads on the old side, waits until its volumes are released, and
-demotes it with a full resync from the new primary. It never gives up: a failing step is retried with back-off,
-and the workflow continues as new before its history grows long, carrying where it was.
+demotes it with a full resync from the new primary. Only when the failover signals that it abandoned the promotion
+(``promotion_abandoned``) may the fence end without acting, once the old side answers and the new one is still
+Secondary: until then a Secondary target only means "not promoted yet". It never gives up: a failing step is
+retried with back-off, and the workflow continues as new before its history grows long, carrying where it was.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ with workflow.unsafe.imports_passed_through():
 
 HISTORY_LIMIT = 2_000
 """Events after which the fence continues as new (Temporal's hard limit is 51,200)."""
+CHECK_SIDES = "fence-checks-its-sides"
+"""Patch: the fence checks its two sides against the worker's configuration before its first probe."""
 STEP_BACKOFF = (timedelta(seconds=2), timedelta(seconds=5), timedelta(seconds=10))
 
 
@@ -51,6 +55,12 @@ class GroupFenceWorkflow:
         self._probes = 0
         self._last_error: str | None = None
         self._runner = StepRunner(max_attempts=3, backoff=STEP_BACKOFF)
+        self._promotion_abandoned = False
+
+    @workflow.signal
+    def promotion_abandoned(self) -> None:
+        """The unplanned failover gave up promoting the new side: a Secondary there means there is nothing to fence."""
+        self._promotion_abandoned = True
 
     @workflow.query
     def state(self) -> FenceState:
@@ -68,7 +78,7 @@ class GroupFenceWorkflow:
             probes=self._probes,
             last_error=self._last_error,
             steps=self._runner.records()[-10:],
-            done=self._stage in ("fenced", "not-needed"),
+            done=self._stage in ("fenced", "not-needed", "refused"),
         )
 
     @workflow.run
@@ -78,6 +88,7 @@ class GroupFenceWorkflow:
         self._stage = request.stage
         self._waiting_since = request.waiting_since or workflow.now()
         self._probes = request.probes
+        self._promotion_abandoned = self._promotion_abandoned or request.promotion_abandoned
         old, new = request.old_primary, request.new_primary
         delay = request.delay or request.poll_initial
         workflow.set_current_details(f"fence {old}: waiting for it to answer, then demote it with resync from {new}")
@@ -90,10 +101,15 @@ class GroupFenceWorkflow:
                             "waiting_since": self._waiting_since,
                             "probes": self._probes,
                             "delay": delay,
+                            "promotion_abandoned": self._promotion_abandoned,
                         }
                     )
                 )
             try:
+                if self._stage == "waiting" and self._probes == request.probes and workflow.patched(CHECK_SIDES):
+                    refusal = await self._check_request(request)
+                    if refusal is not None:
+                        return refusal
                 if self._stage == "waiting":
                     ready = await self._old_primary_answers(request)
                     if ready is None:
@@ -151,7 +167,7 @@ class GroupFenceWorkflow:
             "observe roles", None, "observe_roles", RolesInput(group=request.group)
         )
         status = roles.statuses.get(new)
-        if status is not None and status.role is Role.SECONDARY and status.current:
+        if self._promotion_abandoned and status is not None and status.role is Role.SECONDARY and status.current:
             self._stage = "not-needed"
             self._message = (
                 f"not fenced: {new} is not Primary ({status.message}), so {old} keeps the primary role; check "
@@ -163,6 +179,16 @@ class GroupFenceWorkflow:
             self._message = f"answers, but {new} is not observed Primary yet ({seen})"
             return False
         return True
+
+    async def _check_request(self, request: FenceRequest) -> FenceState | None:
+        """The sides must be the group's two clusters in the worker's configuration (never a client's guess)."""
+        group = await self._group(request)
+        old, new = request.old_primary, request.new_primary
+        if old in group.clusters and new == group.peer_of(old):
+            return None
+        self._stage = "refused"
+        self._message = f"not fenced: {old} -> {new} are not the two clusters of {group.name} ({group.clusters})"
+        return self.state()
 
     async def _group(self, request: FenceRequest) -> GroupConfig:
         group: GroupConfig = await self._runner.run(

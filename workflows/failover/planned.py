@@ -35,14 +35,15 @@ async def run_planned(ctx: OperationContext) -> FailoverResult:
     source, target, group = ctx.source, ctx.target, ctx.group
     runner = ctx.runner
     saga = Saga()
-    replicas: dict[str, int] = {}
+    replicas = {w.name: w.replicas for w in group.workloads}
     try:
         runner.check_abort()
         await ctx.hooks("pre")
 
         ctx.set_phase(Phase.QUIESCING, f"stopping workloads on {source}")
-        replicas = await ctx.stop_source(source)
+        # Pushed before the stop: a stop that fails half-way (one workload of two scaled down) is undone too.
         saga.push(f"restart workloads on {source}", lambda: restart_workloads(ctx, source, replicas))
+        replicas.update(await ctx.stop_source(source))
         await ctx.wait_released(source)
 
         ctx.set_phase(Phase.DEMOTING, f"demoting {source}")

@@ -19,18 +19,35 @@ with workflow.unsafe.imports_passed_through():
 
 async def run_resume(ctx: OperationContext) -> FailoverResult:
     """Start, hooks and reprotect on the group's current Primary."""
-    group = ctx.group
+    group, request = ctx.group, ctx.request
     roles: RolesReport = await ctx.runner.run("observe roles", None, "observe_roles", RolesInput(group=ctx.name))
     primaries = roles.primaries()
+    seen = ", ".join(f"{c}: {s.role.value}" for c, s in sorted(roles.statuses.items())) or "none"
+    expected = request.expected_primary
+    if group.backend.old_source_primary_until_reprotect and len(primaries) == 2 and expected in primaries:
+        primaries = [expected]  # Trident: the old source stays promoted until it is reestablished
     if len(primaries) != 1:
-        seen = ", ".join(f"{c}: {s.role.value}" for c, s in sorted(roles.statuses.items())) or "none"
-        hint = "; the old primary is not fenced yet: its fence demotes it when it answers" if len(primaries) > 1 else ""
+        hint = (
+            "; the old primary is not fenced yet: its fence demotes it when it answers"
+            if len(primaries) > 1 and request.fence_pending
+            else ""
+        )
         return ctx.refuse(f"resume needs exactly one Primary, observed {seen}{hint}")
     target = primaries[0]
+    if expected is not None and target != expected:
+        return ctx.refuse(
+            f"resume expected {expected} as the Primary (where the unfinished operation moved the group), but "
+            f"observed {seen}; nothing was changed: check `orchestrate status --group {ctx.name}`"
+        )
     source = group.peer_of(target)
+    if source in roles.errors:
+        return ctx.refuse(
+            f"{source} answers but cannot be read ({roles.errors[source]}): resume cannot make sure the "
+            "application is stopped there; nothing was changed"
+        )
     ctx.source, ctx.target = source, target
     ctx.promote_sent = True  # nothing to undo: abort has no meaning for a resume
-    source_answers = source not in roles.unreachable and source not in roles.errors
+    source_answers = source not in roles.unreachable
     if source_answers:
         ctx.set_phase(Phase.QUIESCING, f"making sure nothing runs on {source}")
         try:
@@ -42,8 +59,8 @@ async def run_resume(ctx: OperationContext) -> FailoverResult:
                 Phase.NEEDS_ATTENTION,
                 f"cannot make sure the application is stopped on {source}: {failure}; nothing was started on {target}",
             )
-    reprotect = source_answers and not ctx.request.fence_pending
-    if ctx.request.fence_pending:
+    reprotect = source_answers and not request.fence_pending
+    if request.fence_pending:
         note = f"; {source} is left to the fence (fence/{ctx.name})"
     elif not source_answers:
         note = f"; {source} does not answer: reprotect it later with `orchestrate resume --group {ctx.name}`"

@@ -2,7 +2,7 @@
 
 When the source still answers (a forced unplanned failover) it is first stopped, its volumes released and it is
 demoted and observed Secondary, with the same saga as a planned failover, so that two primaries never serve.
-When it does not answer, the fence workflow (``fence/<group>``) is started the moment the promotion is requested:
+When it does not answer, the fence workflow (``fence/<group>``) is started just before the promotion is requested:
 whatever happens to the rest of this operation, the old primary is stopped and demoted with resync when it
 returns. An ``abort`` is honoured up to the promotion.
 """
@@ -33,6 +33,10 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
+FENCE_BEFORE_PROMOTE = "fence-before-promote"
+"""Patch: the fence starts before the promote (and is told when the promotion is abandoned)."""
+
+
 async def run_unplanned(ctx: OperationContext) -> FailoverResult:
     """Promote ``ctx.target`` (forced), start the application there, and leave the old side to the fence."""
     assert ctx.source is not None and ctx.target is not None and ctx.report is not None
@@ -59,6 +63,11 @@ async def run_unplanned(ctx: OperationContext) -> FailoverResult:
         ctx.loss_window = max(0.0, (workflow.now() - ctx.last_sync).total_seconds())
     ctx.changed = True
     ctx.promote_sent = True
+    # Before the promotion is requested: from the moment its write may land, the old side is guarded. (Histories
+    # recorded before this patch started the fence right after the promote step.)
+    fence_first = source_lost and workflow.patched(FENCE_BEFORE_PROMOTE)
+    if fence_first:
+        await start_fence(ctx, source, target)
     try:
         try:
             await runner.run(
@@ -69,13 +78,18 @@ async def run_unplanned(ctx: OperationContext) -> FailoverResult:
                 cancellable=False,
             )
         finally:
-            if source_lost:
+            if source_lost and not fence_first:
                 await start_fence(ctx, source, target)
         await runner.wait(
             "wait for promotion", target, "wait_promoted", ctx.name, group.timeouts.promote, cancellable=False
         )
     except StepFailedError as failure:
         guard = f"; {ctx.fence_workflow} still guards {source}" if ctx.fence_workflow else ""
+        if fence_first and ctx.fence_workflow:
+            # Only now may the fence end without acting, should the old side answer with the target Secondary.
+            await workflow.get_external_workflow_handle(ctx.fence_workflow).signal(
+                GroupFenceWorkflow.promotion_abandoned
+            )
         ctx.left_to_do = ("promote", "start workloads", "post-hooks")
         return ctx.end(
             Outcome.NEEDS_ATTENTION,
@@ -92,18 +106,23 @@ async def _stop_and_demote_source(ctx: OperationContext) -> FailoverResult | Non
     assert ctx.source is not None and ctx.target is not None
     source, target, group, runner = ctx.source, ctx.target, ctx.group, ctx.runner
     saga = Saga()
+    replicas = {w.name: w.replicas for w in group.workloads}
     try:
         runner.check_abort()
         ctx.set_phase(Phase.QUIESCING, f"stopping workloads on {source} (it still answers)")
-        replicas = await ctx.stop_source(source)
+        # Pushed before the stop: a stop that fails half-way (one workload of two scaled down) is undone too.
         saga.push(f"restart workloads on {source}", lambda: restart_workloads(ctx, source, replicas))
+        replicas.update(await ctx.stop_source(source))
         await ctx.wait_released(source)
         ctx.set_phase(Phase.DEMOTING, f"demoting {source} before {target} is promoted")
         saga.push(f"re-promote {source}", lambda: repromote(ctx, source, target))
         await runner.run(
             "demote", source, "demote", PairInput(group=ctx.name, cluster=source, peer=target), cancellable=False
         )
-        await runner.wait("wait for Secondary", source, "wait_secondary", ctx.name, group.timeouts.demote)
+        if not group.backend.old_source_primary_until_reprotect:
+            # Trident has no demote: its source stays promoted (stopped, volumes released) until it is
+            # reestablished, which follows the promotion before anything starts.
+            await runner.wait("wait for Secondary", source, "wait_secondary", ctx.name, group.timeouts.demote)
     except (StepFailedError, AbortedError, asyncio.CancelledError) as failure:
         return await compensate(ctx, saga, failure)
     return None
