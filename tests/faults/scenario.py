@@ -51,6 +51,11 @@ STORAGE_FAULTS = {
 """The storage fault per injection point: kind, side, times (None: until cleared). The permanent ones drive the
 operation into compensation (final sync) or "needs attention" then ``resume`` (reprotect)."""
 
+TRIDENT_STORAGE_FAULT = ("stall-final-sync", 5.0)
+"""Trident keeps a failed TridentMirrorRelationship failed until an operator changes its spec (the adapter says so),
+so an injected demote/promote/resync failure is never transient there: its storage fault is a stall of the
+snapshot transfer (TridentActionMirrorUpdate) for a few seconds, then cleared."""
+
 TIMEOUTS = {
     "quiesce": "30s",
     "demote": "30s",
@@ -148,6 +153,11 @@ def inject(full_lab: FullLab, fault: str, point: str, group: str, source: str, t
         time.sleep(OUTAGE)
         down.start_apiserver()
         lab.save()
+    elif fault == "storage" and group == "pg-trident":
+        kind, hold = TRIDENT_STORAGE_FAULT
+        full_lab.simulator.add_fault(group, kind)
+        time.sleep(hold)
+        full_lab.simulator.remove_faults()
     elif fault == "storage":
         kind, side, times = STORAGE_FAULTS[point]
         full_lab.simulator.add_fault(group, kind, cluster=source if side == "source" else target, times=times)
