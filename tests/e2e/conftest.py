@@ -156,6 +156,8 @@ class InvariantSampler:
     handover_samples: int = 0
     """Samples in Trident's planned handover: both sides promoted while the application runs nowhere."""
     both_running_samples: int = 0
+    torn_samples: int = 0
+    """Samples whose first read showed two Primaries and were read again in the reverse order."""
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -180,22 +182,44 @@ class InvariantSampler:
         finally:
             registry.close()
 
-    def _sample(self, registry: ClusterRegistry, group: Any) -> None:
+    def _roles(self, registry: ClusterRegistry, group: Any, clusters: list[str]) -> dict[str, Role]:
+        """Each answering side's role, read back to back in the order given."""
         roles: dict[str, Role] = {}
+        for cluster in clusters:
+            try:
+                roles[cluster] = adapter_for(registry.api(cluster), group.replication_target(cluster)).observe().role
+            except OrchestratorError:
+                continue  # an unreachable side is not a second primary the orchestrator could see
+        return roles
+
+    def _primaries(self, roles: dict[str, Role]) -> list[str]:
+        return sorted(c for c, r in roles.items() if r is Role.PRIMARY and c != self.allow_lost_primary)
+
+    def _sample(self, registry: ClusterRegistry, group: Any) -> None:
+        clusters = list(group.clusters)
+        # Pods before roles: the application starts only after a handover ends, so pods seen running and then two
+        # Primaries is a real overlap, never an artefact of the order of the reads.
         running: dict[str, list[str]] = {}
-        for cluster in group.clusters:
+        for cluster in clusters:
             try:
                 api = registry.api(cluster)
-                roles[cluster] = adapter_for(api, group.replication_target(cluster)).observe().role
                 running[cluster] = [
                     pod
                     for w in group.workloads
                     for pod in running_pods(api, group.namespace, WorkloadRef(kind=w.kind, name=w.name))
                 ]
             except OrchestratorError:
-                continue  # an unreachable side is not a second primary the orchestrator could see
+                continue
+        roles = self._roles(registry, group, clusters)
+        if len(self._primaries(roles)) > 1:
+            # Two reads are never one instant: reading dc1 (still Primary) and then dc2 (just promoted) straddles a
+            # handover that swaps both sides in one storage action (PowerStore's FAILOVER_REMOTE). Read again in
+            # the reverse order: a side seen Primary first and the other still Primary after it is two Primaries
+            # at once, whichever way the handover goes.
+            self.torn_samples += 1
+            roles = self._roles(registry, group, clusters[::-1])
         self.samples += 1
-        primaries = sorted(c for c, r in roles.items() if r is Role.PRIMARY and c != self.allow_lost_primary)
+        primaries = self._primaries(roles)
         both_running = [c for c, pods in running.items() if pods and c != self.allow_lost_primary]
         lost = self.allow_lost_primary
         if lost is not None and roles.get(lost) is Role.PRIMARY and primaries:
@@ -211,9 +235,9 @@ class InvariantSampler:
         if len(both_running) > 1:
             self.both_running_samples += 1
             self.violations.append(f"{stamp} workloads running on both sites: {running}")
-        self._sample_ledger(quiesced_handover)
+        self._sample_ledger(quiesced_handover, stamp)
 
-    def _sample_ledger(self, quiesced_handover: bool) -> None:
+    def _sample_ledger(self, quiesced_handover: bool, stamp: str) -> None:
         try:
             volumes = self.lab.simulator.ledger(self.group).volumes
         except Exception:  # the simulator is restarted by no fault; a failed read is just a missed sample
@@ -227,6 +251,8 @@ class InvariantSampler:
             if len(writable) > 1 and quiesced_handover:
                 continue
             self.max_writable = max(self.max_writable, len(writable))
+            if len(writable) > 1:
+                self.violations.append(f"{stamp} {volume.pvc}: writable on {sorted(writable)} (simulator ledger)")
 
 
 @pytest.fixture()
