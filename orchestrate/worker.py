@@ -8,8 +8,8 @@ SIGTERM it stops polling, gives running activities a moment, and their waits lea
 down" failures, never as an operator's cancellation.
 
 The worker acts only on its own configuration: workflow inputs name a group and :class:`ConfigFile` resolves it,
-re-reading the file when it changes (a group edited or removed takes effect at the next step; clusters need a
-restart).
+re-reading the file when it changes (a group edited or removed takes effect at the next step, a group added gets
+its monitor within :data:`CONFIG_CHECK_INTERVAL`; clusters need a restart).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.failover import FailoverActivities
@@ -48,6 +49,9 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=5)
 HEARTBEAT_THROTTLE = timedelta(seconds=1)
 """Heartbeats reach the server at least this often: an ``abort`` (a cancellation) reaches a running wait on its
 next heartbeat; the SDK's default (0.8 x the 30 s heartbeat timeout) would delay an abort by up to 24 s."""
+
+CONFIG_CHECK_INTERVAL = timedelta(seconds=10)
+"""How often the worker looks at its configuration file for groups that have no monitor yet."""
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +174,39 @@ def build_worker(client: Client, config: ConfigFile, registry: ClusterRegistry, 
     return worker_for(client, config.current().temporal.task_queue, activity_functions(activities), executor)
 
 
+async def follow_configuration(
+    client: Client,
+    watched: ConfigFile,
+    stop: asyncio.Event,
+    monitored: OrchestratorConfig,
+    interval: timedelta = CONFIG_CHECK_INTERVAL,
+) -> None:
+    """Until ``stop`` is set: whenever the configuration file changed, start the monitors of groups it added.
+
+    A removed group's monitor ends by itself (it resolves its group before each observation); an added group has
+    nobody to start its monitor but this.
+
+    Args:
+        client: the Temporal client.
+        watched: the worker's configuration file.
+        stop: set when the worker stops.
+        monitored: the configuration whose monitors were last ensured.
+        interval: how often to look.
+    """
+    known = monitored
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval.total_seconds())
+        current = watched.current()
+        if current is known:
+            continue
+        try:
+            await ensure_monitors(client, current)
+            known = current
+        except RPCError as error:  # Temporal unreachable for now: try again at the next check
+            log.warning("could not start the monitors of the new configuration: %s", error)
+
+
 async def run_worker(
     config: OrchestratorConfig, ready: Callable[[], None] | None = None, *, path: Path | None = None
 ) -> None:
@@ -194,6 +231,6 @@ async def run_worker(
                 await ensure_monitors(client, config)
                 if ready is not None:
                     ready()
-                await stop.wait()
+                await follow_configuration(client, watched, stop, config)
     finally:
         registry.close()
