@@ -62,9 +62,6 @@ def _ordered(group: GroupConfig, *, reverse: bool = False) -> list[WorkloadConfi
     return sorted(group.workloads, key=lambda w: w.order, reverse=reverse)
 
 
-_ref = workload_ref
-
-
 def _deadline(request: WaitInput) -> datetime:
     """The wait's deadline: fixed by the workflow at the first attempt, so that a retry does not restart it."""
     return request.deadline or datetime.now(UTC) + request.timeout
@@ -161,10 +158,10 @@ class FailoverActivities:
         api = self.api(group, request.cluster)
         replicas: dict[str, int] = {}
         for workload in _ordered(group, reverse=True):
-            state = read_workload(api, group.namespace, _ref(workload))
+            state = read_workload(api, group.namespace, workload_ref(workload))
             # A retried stop sees 0 already: remember the configured count, not the 0.
             replicas[workload.name] = state.desired or workload.replicas
-            scale_workload(api, group.namespace, _ref(workload), 0)
+            scale_workload(api, group.namespace, workload_ref(workload), 0)
         return WorkloadsSnapshot(replicas=replicas)
 
     @activity.defn(name="wait_volumes_released")
@@ -193,15 +190,22 @@ class FailoverActivities:
                 )
             activity_sleep(next(intervals))
 
-    def group_pvcs(self, group: GroupConfig, cluster: str) -> list[str]:
-        """Every PVC of the group on ``cluster``: configured, used by its workloads, listed by its replication."""
+    def group_pvcs(self, group: GroupConfig, cluster: str, status: ReplicationStatus | None = None) -> list[str]:
+        """Every PVC of the group on ``cluster``: configured, used by its workloads, listed by its replication.
+
+        Args:
+            group: the group.
+            cluster: where to look.
+            status: the replication status the caller just observed on ``cluster``; observed here when not given.
+        """
         api = self.api(group, cluster)
         names = set(group.replication.pvcs)
-        names.update(workload_pvcs(api, group.namespace, [_ref(w) for w in group.workloads]))
-        try:
-            status = self.adapter(group, cluster).observe()
-        except OrchestratorError:
-            status = None
+        names.update(workload_pvcs(api, group.namespace, [workload_ref(w) for w in group.workloads]))
+        if status is None:
+            try:
+                status = self.adapter(group, cluster).observe()
+            except OrchestratorError:
+                status = None
         if status is not None and group.backend.volumes_are_pvcs:
             names.update(v.name for v in status.volumes)
         return sorted(names)
@@ -214,7 +218,7 @@ class FailoverActivities:
         api = self.api(group, request.cluster)
         for workload in _ordered(group):
             replicas = request.replicas.get(workload.name, workload.replicas)
-            scale_workload(api, group.namespace, _ref(workload), replicas)
+            scale_workload(api, group.namespace, workload_ref(workload), replicas)
 
     @activity.defn(name="wait_workloads_ready")
     @domain_errors
@@ -225,7 +229,7 @@ class FailoverActivities:
         deadline = _deadline(request)
         intervals = poll_intervals(FIRST_POLL, MAX_POLL)
         while True:
-            states = [read_workload(api, group.namespace, _ref(w)) for w in _ordered(group)]
+            states = [read_workload(api, group.namespace, workload_ref(w)) for w in _ordered(group)]
             detail = ", ".join(f"{s.ref}: {s.ready}/{s.desired} ready" for s in states)
             _heartbeat(detail)
             if all(s.settled for s in states):

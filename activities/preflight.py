@@ -188,7 +188,7 @@ class Preflight:
 
     def _volumes(self, source: str, status: ReplicationStatus) -> None:
         """Planned: every volume the group uses is replicated and healthy (else writes on it would be lost)."""
-        expected = self.owner.group_pvcs(self.group, source)
+        expected = self.owner.group_pvcs(self.group, source, status)
         problems = status.volume_problems(expected)
         if problems:
             self.add(

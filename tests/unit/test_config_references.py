@@ -20,32 +20,16 @@ import pytest
 
 import orchestrate.config
 from orchestrate.config import CONFIG_ENV, ConfigError, config_path, parse_config, user_config_path
+from tests.unit.config_texts import MINIMAL_CONFIG
 from workflows.groups import HeaderSource
 
 REPO = Path(__file__).parents[2]
 CONFIG = Path("/etc/failover/orchestrate.yaml")
 
-BASE = """\
-clusters:
-  - name: dc1
-    site: dc1
-    kubeconfig: kubeconfig
-  - name: dc2
-    site: dc2
-    kubeconfig: kubeconfig
-groups:
-  - name: pg-prod
-    namespace: pg-prod
-    backend: csi-addons
-    clusters: [dc1, dc2]
-    replication:
-      name: postgres
-"""
-
 
 def with_hook_header(header: str) -> str:
-    """BASE with one pre-hook whose Authorization header is ``header`` (the YAML value, on line 20)."""
-    return BASE + (
+    """MINIMAL_CONFIG with one pre-hook whose Authorization header is ``header`` (the YAML value, on line 20)."""
+    return MINIMAL_CONFIG + (
         "    hooks:\n"
         "      pre:\n"
         "        - name: dns\n"
@@ -101,29 +85,29 @@ def test_header_references_are_accepted(header: str, expected: HeaderSource) -> 
 
 
 def test_approval_timeout_is_a_duration() -> None:
-    config = parse_config(BASE + "    approval:\n      planned: true\n      timeout: 30m\n", CONFIG)
+    config = parse_config(MINIMAL_CONFIG + "    approval:\n      planned: true\n      timeout: 30m\n", CONFIG)
     approval = config.group("pg-prod").approval
     assert approval.timeout == timedelta(minutes=30)
     assert approval.planned is True
 
 
 def test_approval_timeout_defaults_to_an_hour_and_rejects_nonsense() -> None:
-    assert parse_config(BASE, CONFIG).group("pg-prod").approval.timeout == timedelta(hours=1)
-    text = BASE + "    approval:\n      timeout: soon\n"
+    assert parse_config(MINIMAL_CONFIG, CONFIG).group("pg-prod").approval.timeout == timedelta(hours=1)
+    text = MINIMAL_CONFIG + "    approval:\n      timeout: soon\n"
     with pytest.raises(ConfigError, match=rf"{CONFIG}:{line_of(text, 'timeout:')}: groups\.0\.approval\.timeout: "):
         parse_config(text, CONFIG)
 
 
 def test_loss_detection_probes_and_window_are_parsed() -> None:
-    config = parse_config(BASE + "    loss_detection:\n      probes: 5\n      window: 20s\n", CONFIG)
+    config = parse_config(MINIMAL_CONFIG + "    loss_detection:\n      probes: 5\n      window: 20s\n", CONFIG)
     detection = config.group("pg-prod").loss_detection
     assert (detection.probes, detection.window) == (5, timedelta(seconds=20))
-    default = parse_config(BASE, CONFIG).group("pg-prod").loss_detection
+    default = parse_config(MINIMAL_CONFIG, CONFIG).group("pg-prod").loss_detection
     assert (default.probes, default.window) == (3, timedelta(seconds=6))
 
 
 def test_loss_detection_needs_at_least_one_probe() -> None:
-    text = BASE + "    loss_detection:\n      probes: 0\n      window: 20s\n"
+    text = MINIMAL_CONFIG + "    loss_detection:\n      probes: 0\n      window: 20s\n"
     with pytest.raises(ConfigError) as error:
         parse_config(text, CONFIG)
     assert f"{CONFIG}:{line_of(text, 'probes: 0')}: groups.0.loss_detection.probes: " in str(error.value)
@@ -148,7 +132,7 @@ def places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
 
 def create(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(BASE)
+    path.write_text(MINIMAL_CONFIG)
     return path
 
 

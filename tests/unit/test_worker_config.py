@@ -18,22 +18,11 @@ import pytest
 from activities.groups import GroupNotConfiguredError
 from orchestrate.config import load_config
 from orchestrate.worker import ConfigFile
+from tests.unit.config_texts import MINIMAL_CONFIG
 
-CONFIG = """\
-clusters:
-  - name: dc1
-    site: dc1
-    kubeconfig: kubeconfig
-  - name: dc2
-    site: dc2
-    kubeconfig: kubeconfig
-groups:
-  - name: pg-prod
-    namespace: pg-prod
-    backend: csi-addons
-    clusters: [dc1, dc2]
-    replication:
-      name: postgres
+CONFIG = (
+    MINIMAL_CONFIG
+    + """\
     rpo: 2m
   - name: pg-audit
     namespace: pg-audit
@@ -42,6 +31,7 @@ groups:
     replication:
       name: audit
 """
+)
 
 
 def rewrite(path: Path, text: str) -> None:

@@ -17,17 +17,15 @@ from typing import Any
 
 import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from adapters.base import Backend
-from sandbox.temporal_server import temporal_binary
+from tests.workflow.dev_server import start_dev_server
 from tests.workflow.fake_world import FakeWorld
 from workflows.failover import GroupFailoverWorkflow, GroupFenceWorkflow, fence_id
 from workflows.groups import GroupConfig, HookConfig, Hooks, ReplicationConfig, StepTimeouts, WorkloadConfig
 from workflows.models import FailoverRequest, FailoverResult, FenceState, Operation
-from workflows.visibility import ALL_KEYS
 
 GROUP = GroupConfig(
     name="pg-prod",
@@ -126,20 +124,9 @@ async def eventually(
         await asyncio.sleep(0.05)
 
 
-TIMER_PRECISION = ["--dynamic-config-value", 'history.timerProcessorMaxTimeShift="10ms"']
-"""The dev server fires a timer up to a second late by default (a 100 ms timer takes ~1 s): the fence's probe
-pauses, the step runner's back-offs and the approval timeout would make the tier slow. This makes them ~precise."""
-
-
 @pytest_asyncio.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(temporal_binary()),
-        search_attributes=list(ALL_KEYS),
-        data_converter=pydantic_data_converter,
-        ui=False,
-        dev_server_extra_args=TIMER_PRECISION,
-    )
+    env = await start_dev_server()
     try:
         yield env
     finally:

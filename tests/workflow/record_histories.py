@@ -33,12 +33,10 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from adapters.base import Backend, Role
-from sandbox.temporal_server import temporal_binary
+from tests.workflow.dev_server import start_dev_server
 from tests.workflow.fake_world import FakeWorld
 from workflows import visibility
 from workflows.failover import GroupFailoverWorkflow, GroupFenceWorkflow, fence_id
@@ -310,12 +308,7 @@ SCENARIOS: list[Callable[[Client, Histories], Awaitable[None]]] = [
 
 async def record() -> Histories:
     histories: Histories = {}
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(temporal_binary()),
-        search_attributes=list(visibility.ALL_KEYS),
-        data_converter=pydantic_data_converter,
-        ui=False,
-    )
+    env = await start_dev_server()
     try:
         for scenario in SCENARIOS:
             await scenario(env.client, histories)

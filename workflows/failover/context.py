@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from adapters.base import Role
     from workflows import visibility
     from workflows.failover.steps import StepFailedError, StepRunner
     from workflows.groups import GroupConfig
@@ -351,9 +350,3 @@ class OperationContext:
         verb = {Phase.RELOCATED: "relocated", Phase.FAILED_OVER: "failed over"}.get(final_phase, "resumed")
         loss = f"; data-loss window {self.loss_window:.1f}s" if self.loss_window is not None else ""
         return self.end(Outcome.SUCCEEDED, final_phase, f"{group.name} {verb} from {source} to {target}{loss}{note}")
-
-
-def is_primary(roles: RolesReport, cluster: str) -> bool:
-    """Whether ``cluster`` answered and reports Primary."""
-    status = roles.statuses.get(cluster)
-    return status is not None and status.role is Role.PRIMARY

@@ -91,6 +91,7 @@ class GroupFenceWorkflow:
         self._promotion_abandoned = self._promotion_abandoned or request.promotion_abandoned
         old, new = request.old_primary, request.new_primary
         delay = request.delay or request.poll_initial
+        sides_checked = False  # once per run, before its first probe
         workflow.set_current_details(f"fence {old}: waiting for it to answer, then demote it with resync from {new}")
         while True:
             if workflow.info().get_current_history_length() > HISTORY_LIMIT:
@@ -106,10 +107,12 @@ class GroupFenceWorkflow:
                     )
                 )
             try:
-                if self._stage == "waiting" and self._probes == request.probes and workflow.patched(CHECK_SIDES):
-                    refusal = await self._check_request(request)
-                    if refusal is not None:
-                        return refusal
+                if self._stage == "waiting" and not sides_checked:
+                    if workflow.patched(CHECK_SIDES):
+                        refusal = await self._check_request(request)
+                        if refusal is not None:
+                            return refusal
+                    sides_checked = True
                 if self._stage == "waiting":
                     ready = await self._old_primary_answers(request)
                     if ready is None:

@@ -9,6 +9,8 @@ the new side holds the data and nothing is rolled back.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 
@@ -82,50 +84,53 @@ async def run_planned(ctx: OperationContext) -> FailoverResult:
     return await ctx.after_promotion(replicas, Phase.RELOCATED, reprotect=True, resync=False)
 
 
+async def _write_then_wait(
+    ctx: OperationContext,
+    cluster: str,
+    write: tuple[str, str, Any],
+    wait: tuple[str, str],
+    timeout: timedelta,
+) -> None:
+    """An undo: one non-cancellable write (step name, activity, input), then a non-cancellable wait until it shows.
+
+    Undos are never cancelled half-way: an abort that reached compensation must not leave an undo unverified.
+    """
+    step, activity, argument = write
+    await ctx.runner.run(step, cluster, activity, argument, cancellable=False)
+    wait_step, wait_activity = wait
+    await ctx.runner.wait(wait_step, cluster, wait_activity, ctx.name, timeout, cancellable=False)
+
+
 async def restart_workloads(ctx: OperationContext, cluster: str, replicas: dict[str, int]) -> None:
     """Undo of the quiesce: scale the workloads back up and wait until they are ready."""
-    await ctx.runner.run(
-        "restart workloads",
+    await _write_then_wait(
+        ctx,
         cluster,
-        "start_workloads",
-        ScaleInput(group=ctx.name, cluster=cluster, replicas=replicas),
-        cancellable=False,
-    )
-    await ctx.runner.wait(
-        "wait for workloads ready",
-        cluster,
-        "wait_workloads_ready",
-        ctx.name,
+        ("restart workloads", "start_workloads", ScaleInput(group=ctx.name, cluster=cluster, replicas=replicas)),
+        ("wait for workloads ready", "wait_workloads_ready"),
         ctx.group.timeouts.start,
-        cancellable=False,
     )
 
 
 async def repromote(ctx: OperationContext, source: str, target: str) -> None:
     """Undo of the demote: make the source Primary again (only reached once the target is Secondary)."""
-    await ctx.runner.run(
-        "re-promote",
+    await _write_then_wait(
+        ctx,
         source,
-        "promote",
-        PromoteInput(group=ctx.name, cluster=source, peer=target, force=False),
-        cancellable=False,
-    )
-    await ctx.runner.wait(
-        "wait for re-promotion", source, "wait_promoted", ctx.name, ctx.group.timeouts.promote, cancellable=False
+        ("re-promote", "promote", PromoteInput(group=ctx.name, cluster=source, peer=target, force=False)),
+        ("wait for re-promotion", "wait_promoted"),
+        ctx.group.timeouts.promote,
     )
 
 
 async def return_to_secondary(ctx: OperationContext, target: str, source: str) -> None:
     """Undo of the promote: ask the target to follow the source again and wait until it reports Secondary."""
-    await ctx.runner.run(
-        "return to Secondary",
+    await _write_then_wait(
+        ctx,
         target,
-        "reprotect",
-        ReprotectInput(group=ctx.name, cluster=target, peer=source, resync=False),
-        cancellable=False,
-    )
-    await ctx.runner.wait(
-        "wait for Secondary", target, "wait_secondary", ctx.name, ctx.group.timeouts.promote, cancellable=False
+        ("return to Secondary", "reprotect", ReprotectInput(group=ctx.name, cluster=target, peer=source, resync=False)),
+        ("wait for Secondary", "wait_secondary"),
+        ctx.group.timeouts.promote,
     )
 
 

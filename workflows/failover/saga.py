@@ -11,6 +11,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from temporalio import workflow
+
 from workflows.failover.steps import StepFailedError
 
 
@@ -45,17 +47,11 @@ class Saga:
         pending = list(reversed(self.undo))
         for index, (name, action) in enumerate(pending):
             task = asyncio.ensure_future(action())
-            while True:
+            while not task.done():
                 try:
-                    await asyncio.shield(task)
-                    break
+                    await workflow.wait([task])  # unlike awaiting the task, a cancellation here does not reach it
                 except asyncio.CancelledError:
-                    if task.done():
-                        break
                     cancelled = True
-                except StepFailedError as error:
-                    left = tuple(n for n, _ in pending[index + 1 :])
-                    return CompensationReport(tuple(undone), f"{name}: {error}", left, cancelled)
             if task.cancelled():
                 left = tuple(n for n, _ in pending[index:])
                 return CompensationReport(tuple(undone), f"{name}: cancelled", left, True)
