@@ -22,7 +22,7 @@ from clusters.errors import ClusterUnreachableError, OrchestratorError
 from clusters.registry import ClusterRegistry
 from orchestrate.config import OrchestratorConfig
 from workflows import visibility
-from workflows.failover import GroupFailoverWorkflow, GroupFenceWorkflow, fence_id
+from workflows.failover import GroupFailoverWorkflow, GroupFenceWorkflow, fence_id, operation_id
 from workflows.groups import GroupConfig
 from workflows.models import FailoverRequest, FailoverResult, FenceState, Operation, Phase, Progress
 from workflows.monitor import GroupMonitorWorkflow, MonitorInput, MonitorState, monitor_id
@@ -33,7 +33,7 @@ EXECUTION_TIMEOUT = timedelta(days=30)
 
 def workflow_id(group: str) -> str:
     """The id of a group's operation."""
-    return f"failover/{group}"
+    return operation_id(group)
 
 
 class GroupBusyError(Exception):

@@ -33,6 +33,7 @@ from temporalio.worker import Worker
 
 from activities.failover import FailoverActivities
 from activities.groups import GroupNotConfiguredError
+from activities.site import SiteActivities
 from clusters.registry import ClusterRegistry
 from orchestrate.config import ConfigError, OrchestratorConfig, UnknownGroupError, load_config
 from orchestrate.service import ensure_monitors
@@ -40,6 +41,7 @@ from orchestrate.temporal_client import connect
 from workflows.failover import GroupFailoverWorkflow, GroupFenceWorkflow
 from workflows.groups import GroupConfig
 from workflows.monitor import GroupMonitorWorkflow
+from workflows.site import SiteFailoverWorkflow
 
 MAX_CONCURRENT_ACTIVITIES = 32
 """Ordinary activities at once (waits and hooks)."""
@@ -90,6 +92,14 @@ class ConfigFile:
                         log.error("configuration edit ignored (keeping the previous one): %s", error)
         return self._config
 
+    def site_clusters(self, site: str) -> tuple[str, ...]:
+        """The configured clusters of ``site``."""
+        return tuple(c.name for c in self.current().clusters if c.site == site)
+
+    def all_groups(self) -> Sequence[GroupConfig]:
+        """Every configured group."""
+        return self.current().groups
+
     def group(self, name: str) -> GroupConfig:
         """The group called ``name``; :class:`GroupNotConfiguredError` (permanent) when there is none."""
         try:
@@ -98,9 +108,13 @@ class ConfigFile:
             raise GroupNotConfiguredError(f"{error} (in this worker's configuration)") from None
 
 
-def activity_functions(activities: FailoverActivities) -> list[Callable[..., Any]]:
-    """Every activity the workflows call, bound to ``activities``."""
+def activity_functions(activities: FailoverActivities, site: SiteActivities | None = None) -> list[Callable[..., Any]]:
+    """Every activity the workflows call, bound to ``activities`` (and ``site`` for the site failover's)."""
+    site_functions: list[Callable[..., Any]] = (
+        [site.plan_site, site.group_operations, site.wait_group_operation] if site is not None else []
+    )
     return [
+        *site_functions,
         activities.resolve_group,
         activities.observe_roles,
         activities.check_reachable,
@@ -121,7 +135,7 @@ def activity_functions(activities: FailoverActivities) -> list[Callable[..., Any
     ]
 
 
-WORKFLOWS = [GroupFailoverWorkflow, GroupFenceWorkflow, GroupMonitorWorkflow]
+WORKFLOWS = [GroupFailoverWorkflow, GroupFenceWorkflow, GroupMonitorWorkflow, SiteFailoverWorkflow]
 
 
 @dataclass(frozen=True)
@@ -171,7 +185,8 @@ def worker_for(
 def build_worker(client: Client, config: ConfigFile, registry: ClusterRegistry, executor: ThreadPoolExecutor) -> Worker:
     """A worker on the configured task queue with the workflows and activities."""
     activities = FailoverActivities(registry, config.group, httpx.Client())
-    return worker_for(client, config.current().temporal.task_queue, activity_functions(activities), executor)
+    site = SiteActivities(activities, config, client)
+    return worker_for(client, config.current().temporal.task_queue, activity_functions(activities, site), executor)
 
 
 async def follow_configuration(

@@ -173,6 +173,19 @@ class FailoverResult(Frozen):
     progress: Progress
 
 
+GROUP_REPORT_SIGNAL = "group_report"
+"""The signal by which a group operation started by a site failover reports its phase to it."""
+
+
+class GroupReport(Frozen):
+    """What a group operation started by a site failover tells its parent (a signal) as it goes."""
+
+    group: str
+    phase: Phase
+    message: str
+    application_started: bool = False
+
+
 # --- activity inputs and results ------------------------------------------------------------------------------
 
 

@@ -24,6 +24,10 @@ ConfigOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document (errors too) for scripts.")]
 GroupOption = Annotated[str, typer.Option("--group", "-g", help="Protection group name (see `orchestrate groups`).")]
+OptionalGroupOption = Annotated[
+    str | None, typer.Option("--group", "-g", help="Protection group name (see `orchestrate groups`).")
+]
+SiteOption = Annotated[str | None, typer.Option("--site", help="Site name (the `site` of the configured clusters).")]
 
 
 def config_or_exit(path: Path | None, *, as_json: bool) -> OrchestratorConfig:

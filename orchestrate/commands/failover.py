@@ -14,11 +14,13 @@ from orchestrate.commands.common import (
     ConfigOption,
     GroupOption,
     JsonOption,
+    OptionalGroupOption,
     client_or_exit,
     config_or_exit,
     group_or_exit,
     run,
 )
+from orchestrate.commands.site import fail_over_site
 from orchestrate.exit_codes import ExitCode
 from orchestrate.output import console, emit_json, fail
 from orchestrate.service import (
@@ -30,6 +32,7 @@ from orchestrate.service import (
 )
 from workflows.failover import GroupFailoverWorkflow
 from workflows.models import FailoverRequest, FailoverResult, Operation, Outcome, Progress, StepRecord, Verdict
+from workflows.site.models import DEFAULT_PARALLEL
 
 POLL_SECONDS = 0.5
 
@@ -43,8 +46,18 @@ OUTCOME_EXIT = {
 
 
 def failover(
-    group: GroupOption,
-    to: Annotated[str | None, typer.Option("--to", help="Cluster to move to (default: the group's other one).")] = None,
+    group: OptionalGroupOption = None,
+    site: Annotated[
+        str | None,
+        typer.Option("--site", help="Move every group whose primary is in SITE (tier by tier, by priority)."),
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="Cluster to move to (default: the group's other one); with --site, the other site."),
+    ] = None,
+    parallel: Annotated[
+        int, typer.Option("--parallel", help="With --site: at most N groups of a tier move at once.")
+    ] = DEFAULT_PARALLEL,
     unplanned: Annotated[
         bool,
         typer.Option(
@@ -61,7 +74,27 @@ def failover(
     as_json: JsonOption = False,
     config_path: ConfigOption = None,
 ) -> None:
-    """Move GROUP's primary to the other cluster (planned: no acknowledged write is lost)."""
+    """Move GROUP's primary to the other cluster (planned: no acknowledged write is lost), or every group of SITE.
+
+    With --site, the groups whose primary is observed in SITE move as one durable operation (site-failover/SITE):
+    planned when the site answers, unplanned when it does not (or as --unplanned says).
+    """
+    if (group is None) == (site is None):
+        fail("say which: --group GROUP or --site SITE (one of them)", ExitCode.BAD_INPUT, as_json=as_json)
+    if site is not None:
+        fail_over_site(
+            site,
+            operation=Operation.UNPLANNED if unplanned else None,
+            to=to,
+            parallel=parallel,
+            force=force,
+            dry_run=dry_run,
+            yes=yes,
+            detach=detach,
+            as_json=as_json,
+            config_path=config_path,
+        )
+    assert group is not None
     operation = Operation.UNPLANNED if unplanned else Operation.PLANNED
     _operate(group, operation, to, force, dry_run, yes, detach, as_json, config_path)
 

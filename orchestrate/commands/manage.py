@@ -11,13 +11,15 @@ from temporalio.service import RPCError
 
 from orchestrate.commands.common import (
     ConfigOption,
-    GroupOption,
     JsonOption,
+    OptionalGroupOption,
+    SiteOption,
     client_or_exit,
     config_or_exit,
     group_or_exit,
     run,
 )
+from orchestrate.commands.site import answer_site
 from orchestrate.exit_codes import ExitCode
 from orchestrate.output import console, emit_json, fail
 from orchestrate.service import workflow_id
@@ -27,23 +29,49 @@ ByOption = Annotated[str | None, typer.Option("--by", help="Who answers (default
 
 
 def approve(
-    group: GroupOption, by: ByOption = None, as_json: JsonOption = False, config_path: ConfigOption = None
+    group: OptionalGroupOption = None,
+    site: SiteOption = None,
+    by: ByOption = None,
+    as_json: JsonOption = False,
+    config_path: ConfigOption = None,
 ) -> None:
-    """Let GROUP's operation that waits for approval go on."""
-    _answer(group, "approve", by, as_json, config_path)
+    """Let GROUP's operation that waits for approval go on.
+
+    With --site: every group of SITE's failover that waits for approval (with --group too: that one).
+    """
+    who = by or f"cli:{getpass.getuser()}"
+    if site is not None:
+        answer_site(site, "approve", who, group, as_json, config_path)
+        return
+    if group is None:
+        fail("say which: --group GROUP or --site SITE", ExitCode.BAD_INPUT, as_json=as_json)
+    _answer(group, "approve", who, as_json, config_path)
 
 
 def abort(
-    group: GroupOption, by: ByOption = None, as_json: JsonOption = False, config_path: ConfigOption = None
+    group: OptionalGroupOption = None,
+    site: SiteOption = None,
+    by: ByOption = None,
+    as_json: JsonOption = False,
+    config_path: ConfigOption = None,
 ) -> None:
-    """Stop GROUP's running operation and undo what it did (only before the target's promotion)."""
-    _answer(group, "abort", by, as_json, config_path)
+    """Stop GROUP's running operation and undo what it did (only before the target's promotion).
+
+    With --site: SITE's failover starts no more groups, and each group still moving is asked to abort.
+    """
+    who = by or f"cli:{getpass.getuser()}"
+    if (group is None) == (site is None):
+        fail("say which: --group GROUP or --site SITE (one of them)", ExitCode.BAD_INPUT, as_json=as_json)
+    if site is not None:
+        answer_site(site, "abort", who, None, as_json, config_path)
+        return
+    assert group is not None
+    _answer(group, "abort", who, as_json, config_path)
 
 
-def _answer(group_name: str, verb: str, by: str | None, as_json: bool, config_path: ConfigOption) -> None:
+def _answer(group_name: str, verb: str, who: str, as_json: bool, config_path: ConfigOption) -> None:
     config = config_or_exit(config_path, as_json=as_json)
     group = group_or_exit(config, group_name, as_json=as_json)
-    who = by or f"cli:{getpass.getuser()}"
 
     async def send() -> str:
         client = await client_or_exit(config, as_json=as_json)

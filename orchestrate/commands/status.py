@@ -15,27 +15,54 @@ from orchestrate.commands.common import (
     group_or_exit,
     run,
 )
+from orchestrate.commands.site import site_or_exit, site_table
 from orchestrate.config import OrchestratorConfig
 from orchestrate.output import console, emit_json
 from orchestrate.service import GroupView, fence_state, last_operation, observe_groups
+from orchestrate.site_service import running_site_progress
 from workflows import visibility
 from workflows.models import FailoverResult, Progress
+from workflows.site.models import SiteProgress
 
 
 def status(
     group: Annotated[str | None, typer.Option("--group", "-g", help="Only this group.")] = None,
+    site: Annotated[
+        str | None, typer.Option("--site", help="The groups living in SITE, and its running site failover.")
+    ] = None,
     as_json: JsonOption = False,
     config_path: ConfigOption = None,
 ) -> None:
     """Both sides of each group (role, health, lag against RPO) and its running or last operation."""
     config = config_or_exit(config_path, as_json=as_json)
     groups = [group_or_exit(config, group, as_json=as_json)] if group else list(config.groups)
+    if site is not None:
+        site_or_exit(config, site, as_json=as_json)
+        in_site = {c.name for c in config.clusters if c.site == site}
+        groups = [g for g in groups if in_site & set(g.clusters)]
     views, operations = run(_collect(config, [g.name for g in groups], as_json=as_json))
+    documents = [{**view.model_dump(mode="json"), "operation": operations[view.group]} for view in views]
+    site_progress = run(_site_progress(config, site, as_json=as_json)) if site is not None else None
     if as_json:
-        emit_json([{**view.model_dump(mode="json"), "operation": operations[view.group]} for view in views])
+        if site is None:
+            emit_json(documents)
+        else:
+            running = site_progress.model_dump(mode="json") if site_progress else None
+            emit_json({"site": site, "site_failover": running, "groups": documents})
         return
+    if site is not None:
+        if site_progress is None:
+            console.print(f"no site failover of {site} is running\n")
+        else:
+            console.print(site_table(site_progress))
+            console.print()
     for view in views:
         _render(view, operations[view.group])
+
+
+async def _site_progress(config: OrchestratorConfig, site: str, *, as_json: bool) -> SiteProgress | None:
+    client = await client_or_exit(config, as_json=as_json)
+    return await running_site_progress(client, site)
 
 
 async def _collect(

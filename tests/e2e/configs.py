@@ -54,6 +54,7 @@ def config_variant(
     rpo: str | None = None,
     hooks: dict[str, Any] | None = None,
     approval: dict[str, Any] | None = None,
+    priority: int | None = None,
     **timeouts: str,
 ) -> Iterator[Path]:
     """Rewrite the lab's configuration with ``group`` changed for the duration of the block; yield its path.
@@ -64,6 +65,7 @@ def config_variant(
         rpo: its new RPO (``"2s"``).
         hooks: its new ``hooks`` section.
         approval: its new ``approval`` section.
+        priority: its new site-failover tier.
         timeouts: new step timeouts by field of ``StepTimeouts`` (``final_sync="5s"``).
     """
     path = full_lab.lab.config_file
@@ -76,6 +78,8 @@ def config_variant(
         entry["hooks"] = hooks
     if approval is not None:
         entry["approval"] = approval
+    if priority is not None:
+        entry["priority"] = priority
     entry.setdefault("timeouts", {}).update(timeouts)
     path.write_text(f"# Variant of the lab's configuration for one scenario ({group}).\n" + yaml.safe_dump(document))
     try:

@@ -6,6 +6,6 @@ Modules: :mod:`.workflow` (messages and dispatch), :mod:`.context` (what an oper
 """
 
 from workflows.failover.fence import GroupFenceWorkflow, fence_id
-from workflows.failover.workflow import GroupFailoverWorkflow
+from workflows.failover.workflow import GroupFailoverWorkflow, operation_id
 
-__all__ = ["GroupFailoverWorkflow", "GroupFenceWorkflow", "fence_id"]
+__all__ = ["GroupFailoverWorkflow", "GroupFenceWorkflow", "fence_id", "operation_id"]

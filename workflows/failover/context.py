@@ -8,6 +8,7 @@ promotion (start the application, post-hooks, reprotect).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -17,10 +18,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.failover.steps import StepFailedError, StepRunner
     from workflows.groups import GroupConfig
     from workflows.models import (
+        GROUP_REPORT_SIGNAL,
         FailoverRequest,
         FailoverResult,
         Finding,
         GroupOnCluster,
+        GroupReport,
         HookInput,
         Operation,
         Outcome,
@@ -68,6 +71,9 @@ class OperationContext:
         self.fence_workflow: str | None = None
         self.left_to_do: tuple[str, ...] = ()
         self.finished = False
+        self.application_started = False
+        """The application runs on the new primary (a site failover's next tier may start)."""
+        self._reports: list[asyncio.Future[None]] = []
 
     # ------------------------------------------------------------------------------------------ state
 
@@ -112,6 +118,22 @@ class OperationContext:
         self.message = message
         workflow.upsert_search_attributes([visibility.PHASE.value_set(phase.value)])
         workflow.set_current_details(f"**{phase.value}**: {message}")
+        self._report_to_parent()
+
+    def _report_to_parent(self) -> None:
+        """Tell the site failover that started this operation (if one did) where it is."""
+        parent = workflow.info().parent
+        if parent is None:
+            return
+        handle = workflow.get_external_workflow_handle(parent.workflow_id, run_id=parent.run_id)
+        report = GroupReport(
+            group=self.name, phase=self.phase, message=self.message, application_started=self.application_started
+        )
+        self._reports.append(asyncio.ensure_future(handle.signal(GROUP_REPORT_SIGNAL, report)))
+
+    async def reports_sent(self) -> None:
+        """Wait until every report to the parent was delivered (or failed: a parent gone needs none)."""
+        await asyncio.gather(*self._reports, return_exceptions=True)
 
     def end(self, outcome: Outcome, phase: Phase, message: str) -> FailoverResult:
         """The result, with the final phase recorded."""
@@ -334,6 +356,8 @@ class OperationContext:
                 "wait for workloads ready", target, "wait_workloads_ready", self.name, group.timeouts.start
             )
             left.remove("start workloads")
+            self.application_started = True
+            self._report_to_parent()
             await self.hooks("post")
             left.remove("post-hooks")
             if reprotect and not reprotect_first:

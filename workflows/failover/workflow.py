@@ -20,6 +20,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import FailoverRequest, FailoverResult, Operation, Outcome, Phase, Progress
 
 
+def operation_id(group: str) -> str:
+    """The id of a group's operation: one at a time per group, whoever starts it (CLI, webhook, site failover)."""
+    return f"failover/{group}"
+
+
 @workflow.defn(name="GroupFailover")
 class GroupFailoverWorkflow:
     """Move one protection group's primary to the other cluster (or finish a move with ``resume``)."""
@@ -104,6 +109,7 @@ class GroupFailoverWorkflow:
                 f"check `orchestrate status --group {request.group}`",
             )
         ctx.finished = True
+        await ctx.reports_sent()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return result
 
