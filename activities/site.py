@@ -150,19 +150,10 @@ class SiteActivities:
         pending = [g for g in request.groups if await self._running(fence_id(g))]
         seen: dict[str, datetime] = {}
         for group in request.groups:
-            state = await self._monitor(group)
+            state = await monitor_state(self.client, group)
             if state is not None and state.last_sync_seen is not None:
                 seen[group] = state.last_sync_seen
         return OperationsReport(busy=tuple(busy), fence_pending=tuple(pending), last_sync_seen=seen)
-
-    async def _monitor(self, group: str) -> MonitorState | None:
-        handle = self.client.get_workflow_handle_for(GroupMonitorWorkflow.run, monitor_id(group))
-        try:
-            return await handle.query(GroupMonitorWorkflow.seen)
-        except RPCError as error:
-            if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
-                return None
-            raise
 
     async def _running(self, workflow_id: str) -> bool:
         try:
@@ -191,3 +182,14 @@ class SiteActivities:
             ) from error
         finally:
             result.cancel()
+
+
+async def monitor_state(client: Client, group: str) -> MonitorState | None:
+    """What the group's monitor saw last, or ``None`` when no monitor runs."""
+    handle = client.get_workflow_handle_for(GroupMonitorWorkflow.run, monitor_id(group))
+    try:
+        return await handle.query(GroupMonitorWorkflow.seen)
+    except RPCError as error:
+        if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            return None
+        raise

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from workflows.models import Outcome
+
 
 class ExitCode(IntEnum):
     """Process exit status of every ``orchestrate`` command."""
@@ -22,3 +24,13 @@ class ExitCode(IntEnum):
     """The operation could not finish and could not undo itself: an operator must look (see ``status``)."""
     INTERRUPTED = 130
     """The CLI was interrupted (Ctrl-C); a started operation goes on in Temporal (see ``status``)."""
+
+
+OUTCOME_EXIT = {
+    Outcome.SUCCEEDED: ExitCode.OK,
+    Outcome.DRY_RUN: ExitCode.OK,
+    Outcome.REFUSED: ExitCode.REFUSED,
+    Outcome.FAILED_COMPENSATED: ExitCode.FAILED_COMPENSATED,
+    Outcome.NEEDS_ATTENTION: ExitCode.NEEDS_ATTENTION,
+}
+"""The exit code of an operation that ended with each outcome (a group's, or a site's: its worst group's)."""

@@ -16,6 +16,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.site import monitor_state
 from adapters.base import ReplicationStatus, Role
 from adapters.registry import adapter_for
 from clusters.errors import ClusterUnreachableError, OrchestratorError
@@ -25,7 +26,7 @@ from workflows import visibility
 from workflows.failover import GroupFailoverWorkflow, GroupFenceWorkflow, fence_id, operation_id
 from workflows.groups import GroupConfig
 from workflows.models import FailoverRequest, FailoverResult, FenceState, Operation, Phase, Progress
-from workflows.monitor import GroupMonitorWorkflow, MonitorInput, MonitorState, monitor_id
+from workflows.monitor import GroupMonitorWorkflow, MonitorInput, monitor_id
 
 EXECUTION_TIMEOUT = timedelta(days=30)
 """Generous: fence-on-return may wait days for a lost site; the timeout only stops a workflow that loops."""
@@ -173,17 +174,6 @@ async def fence_state(client: Client, group: str) -> FenceState | None:
     if description.status is WorkflowExecutionStatus.COMPLETED:
         return await handle.result()
     return None
-
-
-async def monitor_state(client: Client, group: str) -> MonitorState | None:
-    """What the group's monitor saw last, or ``None`` when no monitor runs."""
-    handle = client.get_workflow_handle_for(GroupMonitorWorkflow.run, monitor_id(group))
-    try:
-        return await handle.query(GroupMonitorWorkflow.seen)
-    except RPCError as error:
-        if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
-            return None
-        raise
 
 
 async def ensure_monitors(client: Client, config: OrchestratorConfig) -> None:

@@ -21,7 +21,7 @@ from orchestrate.commands.common import (
     run,
 )
 from orchestrate.commands.site import fail_over_site
-from orchestrate.exit_codes import ExitCode
+from orchestrate.exit_codes import OUTCOME_EXIT, ExitCode
 from orchestrate.output import console, emit_json, fail
 from orchestrate.service import (
     FencePendingError,
@@ -31,18 +31,10 @@ from orchestrate.service import (
     start_operation,
 )
 from workflows.failover import GroupFailoverWorkflow
-from workflows.models import FailoverRequest, FailoverResult, Operation, Outcome, Progress, StepRecord, Verdict
+from workflows.models import FailoverRequest, FailoverResult, Operation, Progress, StepRecord, Verdict
 from workflows.site.models import DEFAULT_PARALLEL
 
 POLL_SECONDS = 0.5
-
-OUTCOME_EXIT = {
-    Outcome.SUCCEEDED: ExitCode.OK,
-    Outcome.DRY_RUN: ExitCode.OK,
-    Outcome.REFUSED: ExitCode.REFUSED,
-    Outcome.FAILED_COMPENSATED: ExitCode.FAILED_COMPENSATED,
-    Outcome.NEEDS_ATTENTION: ExitCode.NEEDS_ATTENTION,
-}
 
 
 def failover(

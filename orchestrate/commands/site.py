@@ -21,7 +21,7 @@ from temporalio.client import WorkflowFailureError
 
 from orchestrate.commands.common import client_or_exit, config_or_exit, run
 from orchestrate.config import OrchestratorConfig
-from orchestrate.exit_codes import ExitCode
+from orchestrate.exit_codes import OUTCOME_EXIT, ExitCode
 from orchestrate.output import console, emit_json, fail
 from orchestrate.site_service import (
     NoSiteOperationError,
@@ -37,13 +37,6 @@ from workflows.site import SiteFailoverWorkflow
 from workflows.site.models import SiteFailoverRequest, SiteFailoverResult, SiteGroupProgress, SiteProgress
 
 REFRESH_SECONDS = 0.5
-OUTCOME_EXIT = {
-    Outcome.SUCCEEDED: ExitCode.OK,
-    Outcome.DRY_RUN: ExitCode.OK,
-    Outcome.REFUSED: ExitCode.REFUSED,
-    Outcome.FAILED_COMPENSATED: ExitCode.FAILED_COMPENSATED,
-    Outcome.NEEDS_ATTENTION: ExitCode.NEEDS_ATTENTION,
-}
 
 
 def site_or_exit(config: OrchestratorConfig, site: str, *, as_json: bool) -> str:

@@ -30,10 +30,11 @@ from typing import Any, TypeVar
 
 import yaml
 
+from activities.site import monitor_state
 from clusters.errors import OrchestratorError
 from clusters.registry import ClusterRegistry
 from clusters.workloads import WorkloadRef, read_workload, running_pods
-from orchestrate.service import monitor_state, workflow_id
+from orchestrate.service import workflow_id
 from orchestrate.temporal_client import connect
 from tests.e2e.conftest import CliResult, FullLab
 from workflows.failover import GroupFailoverWorkflow
