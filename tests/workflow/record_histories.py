@@ -26,11 +26,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import Worker
@@ -43,6 +44,15 @@ from workflows.failover import GroupFailoverWorkflow, GroupFenceWorkflow, fence_
 from workflows.groups import GroupConfig, HookConfig, Hooks, ReplicationConfig, StepTimeouts, WorkloadConfig
 from workflows.models import FailoverRequest, FailoverResult, Operation, Outcome, Phase
 from workflows.monitor import GroupMonitorWorkflow, MonitorInput, monitor_id
+from workflows.site import SiteFailoverWorkflow
+from workflows.site.models import (
+    GroupsInput,
+    OperationsReport,
+    PlannedGroup,
+    SiteFailoverRequest,
+    SiteInput,
+    SitePlan,
+)
 
 HISTORIES = Path(__file__).parent / "histories"
 WORKFLOWS = [GroupFailoverWorkflow, GroupFenceWorkflow, GroupMonitorWorkflow]
@@ -292,6 +302,49 @@ async def monitor(client: Client, histories: Histories) -> None:
         await keep(histories, "monitor", handle)
 
 
+async def site(client: Client, histories: Histories) -> None:
+    """A site failover of one group: the parent's history and its child's (which reports to it by signal)."""
+    scenario = Scenario(client, "site")
+    plan = SitePlan(
+        site="dc1",
+        clusters=("dc1",),
+        site_answers=True,
+        groups=(
+            PlannedGroup(
+                group=scenario.group, backend="csi-addons", priority=1, source="dc1", target="dc2", source_answers=True
+            ),
+        ),
+    )
+
+    @activity.defn(name="plan_site")
+    async def plan_site(request: SiteInput) -> SitePlan:
+        return plan
+
+    @activity.defn(name="group_operations")
+    async def group_operations(request: GroupsInput) -> OperationsReport:
+        return OperationsReport()
+
+    async with Worker(
+        client,
+        task_queue=scenario.task_queue,
+        workflows=[*WORKFLOWS, SiteFailoverWorkflow],
+        activities=[*scenario.world.activities(), plan_site, group_operations],
+    ):
+        handle = await client.start_workflow(
+            SiteFailoverWorkflow.run,
+            SiteFailoverRequest(site="dc1", triggered_by="cli:recorder"),
+            id=f"site-failover/{scenario.group}",
+            task_queue=scenario.task_queue,
+            execution_timeout=timedelta(seconds=120),
+        )
+        result = await asyncio.wait_for(handle.result(), timeout=90)
+        expect(result.outcome is Outcome.SUCCEEDED, f"site: {result.message}")
+        await keep(histories, "site", handle)
+        child = client.get_workflow_handle(f"failover/{scenario.group}")
+        await keep(histories, "site-child-planned", child)
+    scenario.check_world()
+
+
 SCENARIOS: list[Callable[[Client, Histories], Awaitable[None]]] = [
     planned,
     planned_hooks,
@@ -303,14 +356,17 @@ SCENARIOS: list[Callable[[Client, Histories], Awaitable[None]]] = [
     refused,
     needs_attention_and_resume,
     monitor,
+    site,
 ]
 
 
-async def record() -> Histories:
+async def record(only: Sequence[str] = ()) -> Histories:
     histories: Histories = {}
     env = await start_dev_server()
     try:
         for scenario in SCENARIOS:
+            if only and scenario.__name__ not in only:
+                continue
             await scenario(env.client, histories)
             print(f"recorded {scenario.__name__}", file=sys.stderr)
     finally:
@@ -328,8 +384,11 @@ def write(histories: Histories) -> None:
 
 
 def main() -> None:
-    # Everything is recorded before anything is written: a failed scenario leaves the old files as they were.
-    write(asyncio.run(record()))
+    """Record every scenario, or only those named on the command line (``... record_histories site``).
+
+    Everything is recorded before anything is written: a failed scenario leaves the old files as they were.
+    """
+    write(asyncio.run(record(sys.argv[1:])))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Every file in ``tests/workflow/histories/`` (written by ``tests/workflow/record_histories.py``) is a closed
 history of a production workflow: GroupFailover planned (with and without hooks), unplanned, compensated after a
 demote and after a promote failure, aborted during the final sync, approved, refused, needs attention and resumed;
-the GroupFence an unplanned failover starts; and a GroupMonitor cancelled after a few observations. Each is
+the GroupFence an unplanned failover starts; a GroupMonitor cancelled after a few observations; and a
+SiteFailover of one group with its child GroupFailover (which reports its phase to the parent by signal). Each is
 replayed with the worker's workflows and data converter; a nondeterminism error (the code now issues other
 commands than the history recorded) fails the test named after the file. A last test proves the check can fail:
 the planned history against a GroupFailover whose first command differs.
@@ -29,10 +30,11 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from workflows.failover import GroupFailoverWorkflow, GroupFenceWorkflow
 from workflows.models import FailoverRequest, FailoverResult
 from workflows.monitor import GroupMonitorWorkflow
+from workflows.site import SiteFailoverWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 FILES = sorted(HISTORIES.glob("*.json"))
-REQUIRED = ("planned", "unplanned", "fence", "compensated", "aborted", "resume", "monitor")
+REQUIRED = ("planned", "unplanned", "fence", "compensated", "aborted", "resume", "monitor", "site")
 """Each must appear in at least one file's name."""
 
 
@@ -44,7 +46,7 @@ def load(path: Path) -> WorkflowHistory:
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 async def test_history_replays(path: Path) -> None:
     replayer = Replayer(
-        workflows=[GroupFailoverWorkflow, GroupFenceWorkflow, GroupMonitorWorkflow],
+        workflows=[GroupFailoverWorkflow, GroupFenceWorkflow, GroupMonitorWorkflow, SiteFailoverWorkflow],
         data_converter=pydantic_data_converter,
     )
     history = load(path)
