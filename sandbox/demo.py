@@ -1,8 +1,9 @@
-"""The demo data: one PostgreSQL-like group per backend, primary on the first cluster, replicating to the second.
+"""The demo data: PostgreSQL-like groups (one per backend, or more), primary on the first cluster, replicating.
 
 Each group lives in its own namespace on both clusters: a StatefulSet ``postgres`` (1 replica on the primary, 0 on
 the secondary) whose data, WAL and config PVCs exist on both sides (the replicated volumes), plus the backend's
-class and replication objects. :func:`demo_config` is the matching ``orchestrate.yaml``.
+class and replication objects. :func:`demo_config` is the matching ``orchestrate.yaml``. :func:`demo_groups` makes
+more groups than the four named ones for site failovers: the backends in turn, spread over three priority tiers.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class DemoGroup:
 
     name: str
     backend: Backend
+    priority: int | None = None
+    """The site-failover tier (``None``: the configuration's default)."""
 
     @property
     def namespace(self) -> str:
@@ -76,6 +79,26 @@ DEMO_GROUPS = (
     DemoGroup("pg-trident", Backend.TRIDENT),
     DemoGroup("pg-powerstore", Backend.POWERSTORE),
 )
+TIER_PRIORITIES = (10, 20, 30)
+
+
+def demo_groups(count: int = len(DEMO_GROUPS)) -> tuple[DemoGroup, ...]:
+    """The first ``count`` of the four named demo groups, or more: the backends in turn, over three tiers.
+
+    With more than four, the first third has priority 10, the next 20, the rest 30; the four alone keep the
+    configuration's default priority.
+    """
+    if count < 1:
+        raise ValueError("the lab needs at least one demo group")
+    if count <= len(DEMO_GROUPS):
+        return DEMO_GROUPS[:count]
+    backends = [g.backend for g in DEMO_GROUPS]
+    groups = []
+    for index in range(count):
+        name = DEMO_GROUPS[index].name if index < len(DEMO_GROUPS) else f"app-{index + 1:03d}"
+        tier = TIER_PRIORITIES[index * len(TIER_PRIORITIES) // count]
+        groups.append(DemoGroup(name, backends[index % len(backends)], tier))
+    return tuple(groups)
 
 
 def _create(api: ClusterApi, resource: Resource, body: JsonObject, namespace: str | None = None) -> JsonObject:
@@ -244,45 +267,56 @@ def _install_replication(
         )
 
 
-def install_demo(apis: dict[str, ClusterApi], primary: str = "dc1", secondary: str = "dc2") -> None:
+def install_demo(
+    apis: dict[str, ClusterApi],
+    primary: str = "dc1",
+    secondary: str = "dc2",
+    groups: tuple[DemoGroup, ...] = DEMO_GROUPS,
+) -> None:
     """Install every demo group."""
-    for group in DEMO_GROUPS:
+    for group in groups:
         install_group(apis, group, primary, secondary)
 
 
-def demo_config(kubeconfig: Path, temporal_address: str, clusters: tuple[str, str] = ("dc1", "dc2")) -> str:
+def demo_config(
+    kubeconfig: Path,
+    temporal_address: str,
+    clusters: tuple[str, str] = ("dc1", "dc2"),
+    groups: tuple[DemoGroup, ...] = DEMO_GROUPS,
+) -> str:
     """The ``orchestrate.yaml`` of the demo groups."""
-    groups = []
-    for group in DEMO_GROUPS:
+    entries = []
+    for group in groups:
         replication: dict[str, Any] = {"pvcs": list(group.pvcs)}
         if group.backend is Backend.TRIDENT:
             replication["snapshot_class"] = "trident-snapshots"
         else:
             replication["name"] = group.replication_name
-        groups.append(
-            {
-                "name": group.name,
-                "namespace": group.namespace,
-                "backend": group.backend.value,
-                "clusters": list(clusters),
-                "replication": replication,
-                "workloads": [{"kind": "StatefulSet", "name": APP, "replicas": 1}],
-                "rpo": "5m",
-                "monitor_interval": "1s",
-                "timeouts": {
-                    "quiesce": "2m",
-                    "demote": "2m",
-                    "final_sync": "5m",
-                    "promote": "2m",
-                    "start": "3m",
-                    "reprotect": "5m",
-                },
-            }
-        )
+        entry: dict[str, Any] = {
+            "name": group.name,
+            "namespace": group.namespace,
+            "backend": group.backend.value,
+            "clusters": list(clusters),
+            "replication": replication,
+            "workloads": [{"kind": "StatefulSet", "name": APP, "replicas": 1}],
+            "rpo": "5m",
+            "monitor_interval": "1s",
+            "timeouts": {
+                "quiesce": "2m",
+                "demote": "2m",
+                "final_sync": "5m",
+                "promote": "2m",
+                "start": "3m",
+                "reprotect": "5m",
+            },
+        }
+        if group.priority is not None:
+            entry["priority"] = group.priority
+        entries.append(entry)
     document = {
         "temporal": {"address": temporal_address, "namespace": "default", "task_queue": "failover-orchestrator"},
         "clusters": [{"name": c, "site": c, "kubeconfig": str(kubeconfig), "context": c} for c in clusters],
-        "groups": groups,
+        "groups": entries,
     }
     return "# Written by `orchestrate sandbox up` for the lab's demo groups.\n" + yaml.safe_dump(
         document, sort_keys=False

@@ -28,6 +28,9 @@ from sandbox.temporal_server import TemporalDevServer, TemporalState
 DEFAULT_CLUSTERS = ("dc1", "dc2")
 DEFAULT_TEMPORAL_PORT = 7233
 DEFAULT_TEMPORAL_UI_PORT = 8233
+DEFAULT_DEMO_GROUPS = 4
+"""The four named demo groups, one per backend."""
+MAX_DEMO_GROUPS = 200
 
 STORAGE_CLASS: dict[str, Any] = {
     "apiVersion": "storage.k8s.io/v1",
@@ -78,8 +81,10 @@ class Lab:
         simulator: SimulatorState | None = None,
         demo: bool = False,
         worker: WorkerState | None = None,
+        demo_groups: int = DEFAULT_DEMO_GROUPS,
     ) -> None:
         self.root = root
+        self.demo_groups = demo_groups
         self.binaries = binaries
         self.clusters = {state.name: LabCluster(state, root, binaries) for state in clusters}
         self.temporal = TemporalDevServer(temporal, root) if temporal else None
@@ -101,6 +106,7 @@ class Lab:
         with_simulator: bool = True,
         with_demo: bool = True,
         with_worker: bool = False,
+        demo_groups: int = DEFAULT_DEMO_GROUPS,
     ) -> Lab:
         """Plan a new lab; ports are free ones (Temporal gets 7233/8233 when asked and free).
 
@@ -114,6 +120,7 @@ class Lab:
             with_simulator: start the storage simulator process.
             with_demo: install the demo groups and write ``orchestrate.yaml`` (needs the simulator).
             with_worker: run an ``orchestrate worker`` for the demo configuration (needs the demo).
+            demo_groups: how many demo groups (the four named ones; more are spread over three priority tiers).
         """
         root = root or default_root()
         if (root / "state.json").exists():
@@ -134,7 +141,7 @@ class Lab:
         simulator = SimulatorState(port=free_port(taken)) if with_simulator else None
         demo = with_demo and with_simulator
         worker = WorkerState() if with_worker and demo else None
-        return cls(root, clusters, temporal, binaries or ensure_binaries(), simulator, demo, worker)
+        return cls(root, clusters, temporal, binaries or ensure_binaries(), simulator, demo, worker, demo_groups)
 
     @classmethod
     def load(cls, root: Path | None = None) -> Lab:
@@ -148,7 +155,16 @@ class Lab:
         temporal = TemporalState(**data["temporal"]) if data.get("temporal") else None
         simulator = SimulatorState(**data["simulator"]) if data.get("simulator") else None
         worker = WorkerState(**data["worker"]) if data.get("worker") else None
-        return cls(root, clusters, temporal, ensure_binaries(build=False), simulator, bool(data.get("demo")), worker)
+        return cls(
+            root,
+            clusters,
+            temporal,
+            ensure_binaries(build=False),
+            simulator,
+            bool(data.get("demo")),
+            worker,
+            int(data.get("demo_groups", DEFAULT_DEMO_GROUPS)),
+        )
 
     def save(self) -> None:
         """Record ports and pids for later processes."""
@@ -158,6 +174,7 @@ class Lab:
             "temporal": self.temporal.state.to_dict() if self.temporal else None,
             "simulator": self.simulator.state.to_dict() if self.simulator else None,
             "demo": self.demo,
+            "demo_groups": self.demo_groups,
             "worker": self.worker.state.to_dict() if self.worker else None,
         }
         tmp = self.root / "state.json.tmp"
@@ -209,17 +226,18 @@ class Lab:
 
     def install_demo(self) -> None:
         """Create the demo groups, wait until each replicates, and write the configuration file."""
-        from sandbox.demo import demo_config, install_demo, wait_until_protected
+        from sandbox.demo import demo_config, demo_groups, install_demo, wait_until_protected
 
         primary, secondary = list(self.clusters)[:2]
+        groups = demo_groups(self.demo_groups)
         apis = self.cluster_apis()
         try:
-            install_demo(apis, primary, secondary)
+            install_demo(apis, primary, secondary, groups)
         finally:
             for api in apis.values():
                 close_api_client(api.api_client)
         address = self.temporal.state.address if self.temporal else "127.0.0.1:7233"
-        self.config_file.write_text(demo_config(self.kubeconfig, address, (primary, secondary)))
+        self.config_file.write_text(demo_config(self.kubeconfig, address, (primary, secondary), groups))
         wait_until_protected(self.config_file)
         self._link_user_config()
 

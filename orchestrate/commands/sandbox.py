@@ -11,7 +11,16 @@ import typer
 from orchestrate.exit_codes import ExitCode
 from orchestrate.output import console, emit_json, fail
 from sandbox.binaries import BinaryError
-from sandbox.lab import DEFAULT_TEMPORAL_PORT, DEFAULT_TEMPORAL_UI_PORT, Lab, LabError, default_root
+from sandbox.demo import demo_groups
+from sandbox.lab import (
+    DEFAULT_DEMO_GROUPS,
+    DEFAULT_TEMPORAL_PORT,
+    DEFAULT_TEMPORAL_UI_PORT,
+    MAX_DEMO_GROUPS,
+    Lab,
+    LabError,
+    default_root,
+)
 from sandbox.processes import LabProcessError
 from sandbox.simulator.client import SimulatorClient
 from sandbox.simulator.schemas import FaultKind
@@ -36,6 +45,15 @@ def up(
     root: RootOption = None,
     temporal_port: Annotated[int, typer.Option(help="Temporal frontend port.")] = DEFAULT_TEMPORAL_PORT,
     ui_port: Annotated[int, typer.Option(help="Temporal Web UI port.")] = DEFAULT_TEMPORAL_UI_PORT,
+    groups: Annotated[
+        int,
+        typer.Option(
+            "--groups",
+            min=1,
+            max=MAX_DEMO_GROUPS,
+            help="Demo groups: the four named ones (one per backend); more are app-005... in three priority tiers.",
+        ),
+    ] = DEFAULT_DEMO_GROUPS,
     as_json: JsonOption = False,
 ) -> None:
     """Start dc1 and dc2, Temporal, the storage simulator, the demo groups and a worker (builds binaries if needed)."""
@@ -43,7 +61,9 @@ def up(
     try:
         if not as_json:
             console.print("[bold]Preparing lab binaries[/] (the first run builds Kubernetes: 10-25 minutes)...")
-        lab = Lab.create(root, temporal_port=temporal_port, temporal_ui_port=ui_port, with_worker=True)
+        lab = Lab.create(
+            root, temporal_port=temporal_port, temporal_ui_port=ui_port, with_worker=True, demo_groups=groups
+        )
         if not as_json:
             console.print(
                 "[bold]Starting[/] etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok "
@@ -72,7 +92,11 @@ def up(
     console.print(f"  storage simulator: {summary.simulator_url}   worker log: {lab.root / 'worker' / 'worker.log'}")
     console.print(f"  kubeconfig: {summary.kubeconfig}")
     console.print(f"  configuration: {summary.config_file} (used by every command while no other is given)")
-    console.print("  demo groups: pg-prod (csi-addons), pg-unified, pg-trident, pg-powerstore; Primary on dc1")
+    made = demo_groups(groups)
+    named = ", ".join(f"{g.name} ({g.backend.value})" for g in made[:DEFAULT_DEMO_GROUPS])
+    more = len(made) - DEFAULT_DEMO_GROUPS
+    extra = f" and {more} more (app-005...) in priority tiers 10, 20, 30" if more > 0 else ""
+    console.print(f"  demo groups: {named}{extra}; Primary on dc1")
     console.print(f"\n  export KUBECONFIG={summary.kubeconfig}\n  kubectl --context dc1 get nodes")
 
 

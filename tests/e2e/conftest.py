@@ -28,7 +28,7 @@ from clusters.errors import OrchestratorError
 from clusters.registry import ClusterRegistry
 from clusters.workloads import WorkloadRef, running_pods
 from orchestrate.config import OrchestratorConfig, load_config
-from sandbox.lab import Lab
+from sandbox.lab import DEFAULT_DEMO_GROUPS, Lab
 from sandbox.processes import wait_until
 from sandbox.simulator.client import SimulatorClient
 
@@ -96,10 +96,9 @@ class FullLab:
             log.write("\n=== start (after SIGKILL)\n")
 
 
-@pytest.fixture(scope="package")
-def full_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FullLab]:
-    root = tmp_path_factory.mktemp("e2e-lab")
-    lab = Lab.create(root)
+def running_full_lab(root: Path, demo_groups: int = DEFAULT_DEMO_GROUPS) -> Iterator[FullLab]:
+    """A full lab in ``root`` with ``demo_groups`` demo groups and a worker, for as long as the generator runs."""
+    lab = Lab.create(root, demo_groups=demo_groups)
     try:
         lab.up()
         env = {
@@ -126,6 +125,12 @@ def full_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FullLab]:
     finally:
         # Reload: CLI calls may have restarted processes under new pids.
         (Lab.load(root) if (root / "state.json").exists() else lab).down(purge=True)
+
+
+@pytest.fixture(scope="package")
+def full_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FullLab]:
+    """The four named demo groups (one per backend), Primary on dc1."""
+    yield from running_full_lab(tmp_path_factory.mktemp("e2e-lab"))
 
 
 @dataclass
@@ -260,8 +265,8 @@ def sampler_for(full_lab: FullLab) -> Iterator[Any]:
     """Make an invariant sampler for a group; every one made is checked at the end of the test."""
     made: list[InvariantSampler] = []
 
-    def make(group: str, allow_lost_primary: str | None = None) -> InvariantSampler:
-        sampler = InvariantSampler(full_lab, group, allow_lost_primary=allow_lost_primary)
+    def make(group: str, allow_lost_primary: str | None = None, interval: float = 0.2) -> InvariantSampler:
+        sampler = InvariantSampler(full_lab, group, interval=interval, allow_lost_primary=allow_lost_primary)
         made.append(sampler)
         return sampler
 
