@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 
 from orchestrate.config import ConfigError, OrchestratorConfig, UnknownGroupError, load_config
-from orchestrate.exit_codes import ExitCode
-from orchestrate.output import fail
+from orchestrate.exit_codes import OUTCOME_EXIT, ExitCode
+from orchestrate.output import console, emit_json, fail
 from orchestrate.temporal_client import connect
 from workflows.groups import GroupConfig
+from workflows.models import FailoverResult
+from workflows.site.models import SiteFailoverResult
 
 T = TypeVar("T")
+R = TypeVar("R", FailoverResult, SiteFailoverResult)
 
 ConfigOption = Annotated[
     Path | None,
@@ -62,3 +65,46 @@ async def client_or_exit(config: OrchestratorConfig, *, as_json: bool) -> Client
             as_json=as_json,
             hint="start the lab (`orchestrate sandbox up`) or point temporal.address at your Temporal cluster",
         )
+
+
+async def follow_to_the_end(
+    workflow_id: str,
+    follow: Awaitable[R],
+    render: Callable[[R], None],
+    *,
+    subject: str,
+    status_command: str,
+    abort_command: str,
+    as_json: bool,
+) -> ExitCode:
+    """Follow a started operation until it ends; print its result (or one JSON document) and return its exit code.
+
+    Args:
+        workflow_id: the operation's workflow id.
+        follow: shows progress and returns the result.
+        render: prints the result for a person.
+        subject: what runs ("the operation", "the site failover"), for the messages.
+        status_command: the command that follows it after an interruption.
+        abort_command: the command that stops it.
+        as_json: one JSON document instead of text.
+    """
+    try:
+        result = await follow
+    except WorkflowFailureError as error:
+        fail(
+            f"the workflow failed: {error.cause or error}",
+            ExitCode.NEEDS_ATTENTION,
+            as_json=as_json,
+            hint=f"inspect it in the Temporal Web UI (workflow id {workflow_id})",
+        )
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        console.print(
+            f"\ninterrupted: {subject} goes on in Temporal; `{status_command}` follows it, `{abort_command}` stops it"
+        )
+        return ExitCode.INTERRUPTED
+    code = OUTCOME_EXIT[result.outcome]
+    if as_json:
+        emit_json({"workflow_id": workflow_id, "exit_code": int(code), **result.model_dump(mode="json")})
+    else:
+        render(result)
+    return code

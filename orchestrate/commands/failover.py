@@ -8,7 +8,7 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowHandle
 
 from orchestrate.commands.common import (
     ConfigOption,
@@ -17,11 +17,12 @@ from orchestrate.commands.common import (
     OptionalGroupOption,
     client_or_exit,
     config_or_exit,
+    follow_to_the_end,
     group_or_exit,
     run,
 )
 from orchestrate.commands.site import fail_over_site
-from orchestrate.exit_codes import OUTCOME_EXIT, ExitCode
+from orchestrate.exit_codes import ExitCode
 from orchestrate.output import console, emit_json, fail
 from orchestrate.service import (
     FencePendingError,
@@ -184,27 +185,15 @@ async def _start_and_follow(config: Any, request: FailoverRequest, *, detach: bo
             f"[bold]{_describe(request.operation, request.group, request.target)}[/] started as "
             f"workflow [cyan]{handle.id}[/]"
         )
-    try:
-        result = await _follow(handle, quiet=as_json)
-    except WorkflowFailureError as error:
-        fail(
-            f"the workflow failed: {error.cause or error}",
-            ExitCode.NEEDS_ATTENTION,
-            as_json=as_json,
-            hint=f"inspect it in the Temporal Web UI (workflow id {handle.id})",
-        )
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        console.print(
-            f"\ninterrupted: the operation goes on in Temporal; `orchestrate status --group "
-            f"{request.group}` follows it, `orchestrate abort` stops it"
-        )
-        return ExitCode.INTERRUPTED
-    code = OUTCOME_EXIT[result.outcome]
-    if as_json:
-        emit_json({"workflow_id": handle.id, "exit_code": int(code), **result.model_dump(mode="json")})
-    else:
-        render_result(result)
-    return code
+    return await follow_to_the_end(
+        handle.id,
+        _follow(handle, quiet=as_json),
+        render_result,
+        subject="the operation",
+        status_command=f"orchestrate status --group {request.group}",
+        abort_command=f"orchestrate abort --group {request.group}",
+        as_json=as_json,
+    )
 
 
 async def _follow(handle: WorkflowHandle[GroupFailoverWorkflow, FailoverResult], *, quiet: bool) -> FailoverResult:

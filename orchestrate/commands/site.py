@@ -17,11 +17,10 @@ import typer
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
-from temporalio.client import WorkflowFailureError
 
-from orchestrate.commands.common import client_or_exit, config_or_exit, run
+from orchestrate.commands.common import client_or_exit, config_or_exit, follow_to_the_end, run
 from orchestrate.config import OrchestratorConfig
-from orchestrate.exit_codes import OUTCOME_EXIT, ExitCode
+from orchestrate.exit_codes import ExitCode
 from orchestrate.output import console, emit_json, fail
 from orchestrate.site_service import (
     NoSiteOperationError,
@@ -103,22 +102,15 @@ async def _start_and_follow(
         return ExitCode.OK
     if not as_json:
         console.print(f"[bold]site failover of {request.site}[/] started as workflow [cyan]{handle.id}[/]")
-    try:
-        result = await follow_site(handle, quiet=as_json)
-    except WorkflowFailureError as error:
-        fail(f"the site workflow failed: {error.cause or error}", ExitCode.NEEDS_ATTENTION, as_json=as_json)
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        console.print(
-            f"\ninterrupted: the site failover goes on in Temporal; `orchestrate status --site {request.site}` "
-            f"follows it, `orchestrate abort --site {request.site}` stops it"
-        )
-        return ExitCode.INTERRUPTED
-    code = OUTCOME_EXIT[result.outcome]
-    if as_json:
-        emit_json({"workflow_id": handle.id, "exit_code": int(code), **result.model_dump(mode="json")})
-    else:
-        render_site_result(result)
-    return code
+    return await follow_to_the_end(
+        handle.id,
+        follow_site(handle, quiet=as_json),
+        render_site_result,
+        subject="the site failover",
+        status_command=f"orchestrate status --site {request.site}",
+        abort_command=f"orchestrate abort --site {request.site}",
+        as_json=as_json,
+    )
 
 
 async def follow_site(handle: SiteHandle, *, quiet: bool) -> SiteFailoverResult:

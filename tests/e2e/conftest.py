@@ -302,6 +302,10 @@ def _restore(full_lab: FullLab) -> None:
     full_lab.lab.save()
     full_lab.start_worker()
     wait_until(functools.partial(_all_settled, full_lab), "no operation running", timeout=120)
+    away = [v for v in _statuses(full_lab) if v["primary"] == "dc2"]
+    if len(away) > 1:
+        # Several groups away (a site scenario): move them back as one site failover, then any left one by one.
+        full_lab.cli("failover", "--site", "dc2", "--yes", "--json")
     for view in _statuses(full_lab):
         if view["primary"] != "dc1":
             result = full_lab.cli("failover", "--group", view["group"], "--to", "dc1", "--yes", "--json")
