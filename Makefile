@@ -52,5 +52,6 @@ test-e2e: binaries
 faults: binaries  ## the whole fault matrix: 4 backends x 5 steps x 5 faults + unplanned cases (~1 h); CI runs pg-prod's
 	FAULT_GROUPS=all FAULTS_REPORT=$(or $(FAULTS_REPORT),faults-report.json) $(VENV)/bin/pytest tests/faults $(PYTEST_ARGS)
 
-bench: binaries  ## planned-failover overhead (prints figures)
+bench: binaries  ## planned-failover overhead, then site failovers of 1, 10, 50, 100 groups (prints figures)
 	$(VENV)/bin/python -m benchmarks.failover_overhead --runs 20
+	$(VENV)/bin/python -m benchmarks.site_failover --groups 1,10,50,100

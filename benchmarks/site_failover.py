@@ -1,0 +1,146 @@
+"""Benchmark: a planned site failover of 1, 10, 50 or 100 groups (not a test; it prints figures).
+
+For each group count N it starts a full lab with N demo groups (the backends in turn), puts them all in one tier,
+runs an in-process worker, fixes the simulator's latencies, and runs one planned site failover of dc1 with
+``--parallel N``. Figures per N: end-to-end time (site workflow start to result), each group's overhead (its
+duration minus the latencies the simulator injected on its critical path; median and p95), Kubernetes API
+requests per group (all the worker's requests during the run), Temporal history events per group (the child's
+history plus its share of the site workflow's) and the worker process's CPU seconds per group.
+
+    python -m benchmarks.site_failover --groups 1,10
+
+Target (issue "site failover"): 100 groups end to end at most 2 x one group's end-to-end time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from benchmarks.failover_overhead import INJECTED, LATENCIES, percentile
+from clusters.registry import ClusterRegistry
+from orchestrate.config import load_config
+from orchestrate.site_service import start_site_operation
+from orchestrate.temporal_client import connect
+from orchestrate.worker import ConfigFile, WorkerLimits, build_worker
+from sandbox.lab import Lab
+from sandbox.simulator.client import SimulatorClient
+from workflows.failover import operation_id
+from workflows.models import Operation, Outcome
+from workflows.site.models import SiteFailoverRequest
+
+
+def _one_tier(config_file: Path) -> None:
+    """Drop every group's priority: all groups in one tier, as the benchmark measures parallelism, not tiers."""
+    document = yaml.safe_load(config_file.read_text())
+    for group in document["groups"]:
+        group.pop("priority", None)
+    config_file.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def measure(count: int, root: Path) -> dict[str, float]:
+    """One lab of ``count`` groups, one planned site failover; its figures."""
+    lab = Lab.create(root, demo_groups=count)
+    try:
+        started = time.monotonic()
+        lab.up()
+        print(f"[{count} groups] lab up in {time.monotonic() - started:.1f}s")
+        assert lab.simulator is not None
+        SimulatorClient(lab.simulator.state.url).configure(**LATENCIES)
+        _one_tier(lab.config_file)
+        config = load_config(lab.config_file)
+        client = await connect(config.temporal)
+        registry = ClusterRegistry(config.clusters)
+        apis = [registry.api(c.name) for c in config.clusters]
+        with WorkerLimits().executor() as executor:
+            async with build_worker(client, ConfigFile(config), registry, executor):
+                requests_before, cpu_before = sum(a.request_count for a in apis), _cpu_seconds()
+                began = time.monotonic()
+                handle = await start_site_operation(
+                    client,
+                    config,
+                    SiteFailoverRequest(
+                        site="dc1", operation=Operation.PLANNED, parallel=count, triggered_by="benchmark"
+                    ),
+                )
+                result = await handle.result()
+                elapsed = time.monotonic() - began
+                cpu = _cpu_seconds() - cpu_before
+                requests = sum(a.request_count for a in apis) - requests_before
+                events = len((await handle.fetch_history()).events)
+                for group in result.progress.groups:
+                    child = client.get_workflow_handle(operation_id(group.group))
+                    events += len((await child.fetch_history()).events)
+        registry.close()
+        if result.outcome is not Outcome.SUCCEEDED:
+            raise SystemExit(f"[{count} groups] {result.outcome.value}: {result.message}")
+        overheads = [
+            (g.ended - g.started).total_seconds() - INJECTED
+            for g in result.progress.groups
+            if g.started is not None and g.ended is not None
+        ]
+        figures = {
+            "groups": count,
+            "end_to_end_s": elapsed,
+            "overhead_median_s": statistics.median(overheads),
+            "overhead_p95_s": percentile(overheads, 0.95),
+            "api_requests_per_group": requests / count,
+            "history_events_per_group": events / count,
+            "worker_cpu_s_per_group": cpu / count,
+        }
+        print(
+            f"[{count} groups] end to end {elapsed:.2f}s; overhead per group median {figures['overhead_median_s']:.2f}s"
+            f" p95 {figures['overhead_p95_s']:.2f}s; {figures['api_requests_per_group']:.0f} API requests, "
+            f"{figures['history_events_per_group']:.0f} history events, "
+            f"{figures['worker_cpu_s_per_group']:.2f} worker CPU s per group"
+        )
+        return figures
+    finally:
+        lab.down(purge=True)
+
+
+async def run(counts: list[int]) -> None:
+    """Measure every group count, then print the table and the ratio to one group."""
+    rows = []
+    for count in counts:
+        with tempfile.TemporaryDirectory(prefix=f"site-bench-{count}-") as root:
+            rows.append(await measure(count, Path(root)))
+    print(f"\nplanned site failover, one tier, --parallel = groups; injected latencies {INJECTED:.2f}s per group")
+    print(f"{'groups':>6} {'end to end':>11} {'overhead med':>13} {'p95':>6} {'API/group':>10} {'events/group':>13} "
+          f"{'CPU s/group':>12}")  # fmt: skip
+    for row in rows:
+        print(
+            f"{row['groups']:>6.0f} {row['end_to_end_s']:>10.2f}s {row['overhead_median_s']:>12.2f}s "
+            f"{row['overhead_p95_s']:>5.2f}s {row['api_requests_per_group']:>10.0f} "
+            f"{row['history_events_per_group']:>13.0f} {row['worker_cpu_s_per_group']:>12.2f}"
+        )
+    single = next((r for r in rows if r["groups"] == 1), None)
+    if single is not None:
+        for row in rows:
+            if row["groups"] > 1:
+                ratio = row["end_to_end_s"] / single["end_to_end_s"]
+                print(f"{row['groups']:.0f} groups take {ratio:.1f} x one group's end-to-end time (target <= 2)")
+
+
+def main() -> None:
+    """Parse arguments and run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--groups", default="1,10,50,100", help="Comma-separated group counts.")
+    args = parser.parse_args()
+    asyncio.run(run([int(n) for n in args.groups.split(",")]))
+
+
+if __name__ == "__main__":
+    main()
