@@ -2,17 +2,21 @@
 
 Each activity is a plain ``def`` (the Kubernetes client is synchronous; the worker runs them in a thread pool) and
 is idempotent by construction: adapters and workload scaling "set desired, then observe", so a retry after a
-worker crash repeats no harmful write. Waits poll and heartbeat their latest observation, so the Web UI and the
-progress query show what is being waited for; a retried wait resumes where the old one left off.
+worker crash repeats no harmful write. Waits follow their objects with watches (:mod:`clusters.watch`: a change
+is acted on within milliseconds) and heartbeat their latest observation, so the Web UI and the progress query show
+what is being waited for; a retried wait resumes where the old one left off.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 from temporalio import activity
@@ -23,17 +27,29 @@ from activities.groups import GroupLookup, workload_ref
 from activities.preflight import Preflight
 from adapters.base import ReplicationAdapter, ReplicationStatus, Role, SyncPoint, WriteResult
 from adapters.registry import adapter_for
-from adapters.waiting import Predicate, poll_intervals, wait_for_status
-from clusters.api import ClusterApi
+from adapters.waiting import Predicate, wait_for_status
+from clusters.api import PODS, VOLUME_ATTACHMENTS, ClusterApi
 from clusters.errors import (
     BackendFailedError,
     ClusterUnreachableError,
     InvalidSpecError,
     OrchestratorError,
+    RetryableError,
 )
 from clusters.reachability import probe_once
 from clusters.registry import ClusterRegistry
-from clusters.workloads import read_workload, scale_workload, volumes_in_use, workload_pvcs
+from clusters.watch import WatchScope, observations
+from clusters.workloads import (
+    RESOURCES,
+    VolumesInUse,
+    WorkloadState,
+    bound_volumes,
+    read_workload,
+    scale_workload,
+    volumes_in_use,
+    workload_pvcs,
+    workload_state,
+)
 from workflows.groups import GroupConfig, HeaderSource, WorkloadConfig
 from workflows.models import (
     GroupOnCluster,
@@ -51,6 +67,13 @@ from workflows.models import (
     WaitInput,
     WorkloadsSnapshot,
 )
+
+T = TypeVar("T")
+
+SILENCE_MEMORY = 10.0
+"""Seconds a cluster that gave no answer is reported unreachable to the monitors without being asked again."""
+ROLE_READ_TIMEOUT = (2.0, 2.0)
+"""(connect, read) seconds of the reads that observe both sides' roles: those of a reachability probe."""
 
 FIRST_POLL = 0.05
 """Seconds before a wait's second observation: most steps finish within a second."""
@@ -89,6 +112,8 @@ class FailoverActivities:
         self.registry = registry
         self.groups = groups
         self.http = http or httpx.Client()
+        self._silent_since: dict[str, float] = {}
+        self._silent_lock = threading.Lock()
 
     def group(self, name: str) -> GroupConfig:
         """The group called ``name`` in this worker's configuration."""
@@ -100,9 +125,9 @@ class FailoverActivities:
             raise InvalidSpecError(f"group {group.name} does not live on {cluster}", cluster=cluster)
         return self.registry.api(cluster)
 
-    def adapter(self, group: GroupConfig, cluster: str) -> ReplicationAdapter:
-        """The group's adapter on ``cluster``."""
-        return adapter_for(self.api(group, cluster), group.replication_target(cluster))
+    def adapter(self, group: GroupConfig, cluster: str, api: ClusterApi | None = None) -> ReplicationAdapter:
+        """The group's adapter on ``cluster`` (reading through ``api``, a view of that cluster's API, when given)."""
+        return adapter_for(api or self.api(group, cluster), group.replication_target(cluster))
 
     # ------------------------------------------------------------------------------------------- observation
 
@@ -121,14 +146,33 @@ class FailoverActivities:
         unreachable: list[str] = []
         errors: dict[str, str] = {}
         for cluster in group.clusters:
+            if request.skip_silent and self._silent_recently(cluster):
+                unreachable.append(cluster)
+                continue
             try:
-                self.registry.api(cluster).ping()
-                statuses[cluster] = self.adapter(group, cluster).observe()
+                # Reads with the probe's short timeout: a hung API server costs seconds, not a read timeout.
+                quick = self.registry.api(cluster).with_timeout(ROLE_READ_TIMEOUT)
+                statuses[cluster] = self.adapter(group, cluster, api=quick).observe()
+                self._heard_from(cluster, answered=True)
             except ClusterUnreachableError:
                 unreachable.append(cluster)
+                self._heard_from(cluster, answered=False)
             except OrchestratorError as exc:
                 errors[cluster] = exc.describe()
+                self._heard_from(cluster, answered=True)
         return RolesReport(statuses=statuses, unreachable=tuple(unreachable), errors=errors)
+
+    def _silent_recently(self, cluster: str) -> bool:
+        with self._silent_lock:
+            since = self._silent_since.get(cluster)
+        return since is not None and time.monotonic() - since < SILENCE_MEMORY
+
+    def _heard_from(self, cluster: str, *, answered: bool) -> None:
+        with self._silent_lock:
+            if answered:
+                self._silent_since.pop(cluster, None)
+            else:
+                self._silent_since[cluster] = time.monotonic()
 
     @activity.defn(name="check_reachable")
     @domain_errors
@@ -158,10 +202,11 @@ class FailoverActivities:
         api = self.api(group, request.cluster)
         replicas: dict[str, int] = {}
         for workload in _ordered(group, reverse=True):
-            state = read_workload(api, group.namespace, workload_ref(workload))
+            ref = workload_ref(workload)
+            document = api.get(RESOURCES[ref.kind], ref.name, group.namespace)
             # A retried stop sees 0 already: remember the configured count, not the 0.
-            replicas[workload.name] = state.desired or workload.replicas
-            scale_workload(api, group.namespace, workload_ref(workload), 0)
+            replicas[workload.name] = workload_state(ref, document).desired or workload.replicas
+            scale_workload(api, group.namespace, ref, 0, current=document)
         return WorkloadsSnapshot(replicas=replicas)
 
     @activity.defn(name="wait_volumes_released")
@@ -174,36 +219,46 @@ class FailoverActivities:
         """
         group = self.group(request.group)
         api = self.api(group, request.cluster)
-        pvcs = self.group_pvcs(group, request.cluster)
-        deadline = _deadline(request)
-        intervals = poll_intervals(FIRST_POLL, MAX_POLL)
-        while True:
-            in_use = volumes_in_use(api, group.namespace, pvcs)
-            _heartbeat(in_use.describe())
-            if in_use.idle:
-                return in_use.describe()
-            if datetime.now(UTC) >= deadline:
-                raise BackendFailedError(
-                    f"quiesce: {in_use.describe()} after {request.timeout}",
-                    cluster=request.cluster,
-                    object_ref=f"namespace {group.namespace}",
-                )
-            activity_sleep(next(intervals))
+        volumes: tuple[list[str], set[str]] | None = None
 
-    def group_pvcs(self, group: GroupConfig, cluster: str, status: ReplicationStatus | None = None) -> list[str]:
+        def observe(reads: ClusterApi) -> VolumesInUse:
+            nonlocal volumes
+            if volumes is None:  # once, from the watched pods: the PVCs and the PVs they are bound to
+                pvcs = self.group_pvcs(group, request.cluster, api=reads)
+                volumes = (pvcs, bound_volumes(reads, group.namespace, pvcs))
+            return volumes_in_use(reads, group.namespace, volumes[0], volumes[1])
+
+        scopes = (WatchScope(PODS, group.namespace), WatchScope(VOLUME_ATTACHMENTS))
+        in_use = self._watch_until(api, scopes, observe, lambda found: found.idle, request)
+        if not in_use.idle:
+            raise BackendFailedError(
+                f"quiesce: {in_use.describe()} after {request.timeout}",
+                cluster=request.cluster,
+                object_ref=f"namespace {group.namespace}",
+            )
+        return in_use.describe()
+
+    def group_pvcs(
+        self,
+        group: GroupConfig,
+        cluster: str,
+        status: ReplicationStatus | None = None,
+        api: ClusterApi | None = None,
+    ) -> list[str]:
         """Every PVC of the group on ``cluster``: configured, used by its workloads, listed by its replication.
 
         Args:
             group: the group.
             cluster: where to look.
             status: the replication status the caller just observed on ``cluster``; observed here when not given.
+            api: a view of the cluster's API to read through (e.g. a watch's), when not the cluster's own.
         """
-        api = self.api(group, cluster)
+        api = api or self.api(group, cluster)
         names = set(group.replication.pvcs)
         names.update(workload_pvcs(api, group.namespace, [workload_ref(w) for w in group.workloads]))
         if status is None:
             try:
-                status = self.adapter(group, cluster).observe()
+                status = self.adapter(group, cluster, api=api).observe()
             except OrchestratorError:
                 status = None
         if status is not None and group.backend.volumes_are_pvcs:
@@ -226,19 +281,45 @@ class FailoverActivities:
         """Wait until every workload has all its replicas ready."""
         group = self.group(request.group)
         api = self.api(group, request.cluster)
-        deadline = _deadline(request)
-        intervals = poll_intervals(FIRST_POLL, MAX_POLL)
-        while True:
-            states = [read_workload(api, group.namespace, workload_ref(w)) for w in _ordered(group)]
-            detail = ", ".join(f"{s.ref}: {s.ready}/{s.desired} ready" for s in states)
-            _heartbeat(detail)
-            if all(s.settled for s in states):
-                return detail
-            if datetime.now(UTC) >= deadline:
-                raise BackendFailedError(
-                    f"start: workloads not ready after {request.timeout}: {detail}", cluster=request.cluster
-                )
-            activity_sleep(next(intervals))
+        workloads = _ordered(group)
+        scopes = tuple(WatchScope(RESOURCES[w.kind], group.namespace, name=w.name) for w in workloads)
+
+        def observe(reads: ClusterApi) -> list[WorkloadState]:
+            return [read_workload(reads, group.namespace, workload_ref(w)) for w in workloads]
+
+        states = self._watch_until(api, scopes, observe, lambda found: all(s.settled for s in found), request)
+        detail = _readiness(states)
+        if not all(s.settled for s in states):
+            raise BackendFailedError(
+                f"start: workloads not ready after {request.timeout}: {detail}", cluster=request.cluster
+            )
+        return detail
+
+    def _watch_until(
+        self,
+        api: ClusterApi,
+        scopes: tuple[WatchScope, ...],
+        observe: Callable[[ClusterApi], T],
+        done: Callable[[T], bool],
+        request: WaitInput,
+    ) -> T:
+        """Observe on every change of ``scopes`` until ``done`` or the wait's deadline; the last observation.
+
+        Retryable errors are retried until the deadline, then raised.
+        """
+        found = observations(
+            api, scopes, observe, deadline=time.monotonic() + _remaining(request), sleep=activity_sleep
+        )
+        with contextlib.closing(found):
+            for observed in found:
+                if isinstance(observed, RetryableError):
+                    if datetime.now(UTC) >= _deadline(request):
+                        raise observed
+                    continue
+                _heartbeat(_describe(observed))
+                if done(observed) or datetime.now(UTC) >= _deadline(request):
+                    return observed
+        raise AssertionError("observations never end")
 
     # ------------------------------------------------------------------------------------------- replication
 
@@ -318,6 +399,7 @@ class FailoverActivities:
             max_interval=MAX_POLL,
             progress=lambda status: _heartbeat(status.message),
             sleep=activity_sleep,
+            watch=True,
         )
 
     # ------------------------------------------------------------------------------------------- hooks
@@ -382,6 +464,19 @@ def _redacted(text: str, secrets: Iterable[str]) -> str:
         if secret:
             text = text.replace(secret, "[redacted]")
     return text
+
+
+def _readiness(states: list[WorkloadState]) -> str:
+    return ", ".join(f"{s.ref}: {s.ready}/{s.desired} ready" for s in states)
+
+
+def _describe(observed: object) -> str:
+    """The heartbeat detail of a wait's observation."""
+    if isinstance(observed, VolumesInUse):
+        return observed.describe()
+    if isinstance(observed, list):
+        return _readiness(observed)
+    return str(observed)
 
 
 def _observed_secondary(status: ReplicationStatus) -> bool:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from activities.groups import workload_ref as _ref
 from adapters.base import ReplicationStatus, Role
 from clusters.errors import OrchestratorError
-from clusters.reachability import Reachability, assess, probe_once
+from clusters.reachability import Reachability, assess, probe_by_reading
 from clusters.reachability import Verdict as Reach
 from clusters.workloads import read_workload
 from workflows.groups import GroupConfig
@@ -38,43 +38,51 @@ class Preflight:
         self.group = group
         self.request = request
         self.findings: list[Finding] = []
+        # Every check reads the cluster as one moment: an object read by two checks is asked for once.
+        self.reads = {cluster: owner.api(group, cluster).remembering() for cluster in group.clusters}
 
     def add(self, check: str, observed: str, verdict: Verdict, remedy: str | None = None) -> None:
         """Record one check."""
         self.findings.append(Finding(check=check, observed=observed, verdict=verdict, remedy=remedy))
 
-    def reach(self, cluster: str, *, decide_lost: bool) -> Reachability:
-        """Probe ``cluster``: once, or (deciding that a source is lost) several times over the group's window."""
-        api = self.owner.api(self.group, cluster)
-        if not decide_lost:
-            return probe_once(api)
-        detection = self.group.loss_detection
-        return assess(api, probes=detection.probes, window=detection.window.total_seconds())
+    def reach_and_observe(self, cluster: str, *, decide_lost: bool) -> tuple[Reachability, ReplicationStatus | None]:
+        """Probe ``cluster`` and read the group's replication status there (``None`` when it cannot be read).
 
-    def observe(self, cluster: str, reach: Reachability) -> ReplicationStatus | None:
-        """The replication status of a side that answered, or ``None`` (with a finding when it failed)."""
-        if reach.verdict is not Reach.ANSWERS:
-            return None
-        try:
-            return self.owner.adapter(self.group, cluster).observe()
-        except OrchestratorError as exc:
+        Deciding that a source is lost takes several pings over the group's window; otherwise reading the
+        replication objects is the probe (with a ping's timeout). A read that fails although the cluster answers
+        is a finding.
+        """
+        api = self.owner.api(self.group, cluster)
+        status: ReplicationStatus | None = None
+        failure: str | None = None
+        if decide_lost:
+            detection = self.group.loss_detection
+            reach = assess(api, probes=detection.probes, window=detection.window.total_seconds())
+            if reach.verdict is Reach.ANSWERS:
+                try:
+                    status = self.owner.adapter(self.group, cluster, api=self.reads[cluster]).observe()
+                except OrchestratorError as exc:
+                    failure = exc.describe()
+        else:
+            reach, status, failure = probe_by_reading(
+                api, lambda quick: self.owner.adapter(self.group, cluster, api=quick).observe()
+            )
+        if failure is not None:
             self.add(
                 f"replication objects on {cluster}",
-                exc.describe(),
+                failure,
                 Verdict.FAIL,
                 "create the group's replication objects or fix the group's configuration",
             )
-            return None
+        return reach, status
 
     def run(self) -> PreflightReport:
         """Run every check for the request's operation."""
         request = self.request
         source, target = request.source, request.target
         unplanned = request.operation is Operation.UNPLANNED
-        target_reach = self.reach(target, decide_lost=False)
-        source_reach = self.reach(source, decide_lost=unplanned)
-        target_status = self.observe(target, target_reach)
-        source_status = self.observe(source, source_reach)
+        target_reach, target_status = self.reach_and_observe(target, decide_lost=False)
+        source_reach, source_status = self.reach_and_observe(source, decide_lost=unplanned)
         self._target_reachable(target, target_reach)
         if unplanned:
             self._source_lost(source, source_reach)
@@ -188,7 +196,7 @@ class Preflight:
 
     def _volumes(self, source: str, status: ReplicationStatus) -> None:
         """Planned: every volume the group uses is replicated and healthy (else writes on it would be lost)."""
-        expected = self.owner.group_pvcs(self.group, source, status)
+        expected = self.owner.group_pvcs(self.group, source, status, api=self.reads[source])
         problems = status.volume_problems(expected)
         if problems:
             self.add(
@@ -223,7 +231,7 @@ class Preflight:
         return lag
 
     def _workloads(self, cluster: str, *, expect_running: bool) -> None:
-        api = self.owner.api(self.group, cluster)
+        api = self.reads[cluster]
         for workload in self.group.workloads:
             try:
                 state = read_workload(api, self.group.namespace, _ref(workload))

@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:  # the models here cross the Temporal boundary: keep this module free of I/O imports
+    from typing import Self
+
     from clusters.api import ClusterApi, JsonObject, Resource
+    from clusters.watch import WatchScope
 
 
 class Backend(StrEnum):
@@ -248,6 +251,17 @@ class ReplicationAdapter(abc.ABC):
     @abc.abstractmethod
     def observe(self) -> ReplicationStatus:
         """Read the group's replication objects and normalise their status."""
+
+    def watch_scopes(self) -> tuple[WatchScope, ...]:
+        """What :meth:`observe` reads, as watchable scopes: a wait follows them instead of polling.
+
+        Empty (the default) means "poll": a backend whose observation cannot be told from watched objects.
+        """
+        return ()
+
+    def with_api(self, api: ClusterApi) -> Self:
+        """The same adapter reading and writing through ``api`` (e.g. a :class:`clusters.watch.WatchedApi`)."""
+        return type(self)(api, self.target)
 
     @abc.abstractmethod
     def demote(self, *, peer: ReplicationAdapter | None = None) -> WriteResult:

@@ -40,6 +40,7 @@ from adapters.conditions import (
 )
 from clusters.api import ClusterApi, JsonObject, Resource
 from clusters.errors import InvalidSpecError, ObjectMissingError
+from clusters.watch import WatchScope
 
 __all__ = [
     "CSI_ADDONS_FIELDS",
@@ -418,6 +419,10 @@ class CsiAddonsFamilyAdapter(ReplicationAdapter):
         self.name: str = target.name
         self.resource = self.fields.volume if target.single_volume else self.fields.group
         self.ref = self.resource.ref(self.name, target.namespace)
+
+    def watch_scopes(self) -> tuple[WatchScope, ...]:
+        """The one replication object."""
+        return (WatchScope(self.resource, self.target.namespace, name=self.name),)
 
     def observe(self) -> ReplicationStatus:
         """Read the object and normalise its status (see :func:`read_status`).

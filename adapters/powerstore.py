@@ -95,6 +95,7 @@ from adapters.documents import (
 )
 from clusters.api import PVCS, JsonObject, Resource
 from clusters.errors import ConflictError, InvalidSpecError, NotReadyError, PreconditionFailedError
+from clusters.watch import WatchScope
 
 REPLICATION_GROUPS = Resource(
     "replication.storage.dell.com", "v1", "dellcsireplicationgroups", "DellCSIReplicationGroup", namespaced=False
@@ -376,6 +377,15 @@ class PowerStoreAdapter(ReplicationAdapter):
                 "a PowerStore group needs the name of its DellCSIReplicationGroup (target.name)", cluster=self.cluster
             )
         return Group(self.api.get(REPLICATION_GROUPS, self.target.name))
+
+    def watch_scopes(self) -> tuple[WatchScope, ...]:
+        """The RG and, when PVC names are configured, the PVCs of the group's namespace."""
+        if not self.target.name:
+            return ()
+        scopes = [WatchScope(REPLICATION_GROUPS, name=self.target.name)]
+        if self.target.pvc_names:
+            scopes.append(WatchScope(PVCS, self.target.namespace))
+        return tuple(scopes)
 
     def observe(self) -> ReplicationStatus:
         """Read the RG and normalise its status.

@@ -82,6 +82,7 @@ from clusters.errors import (
     ObjectMissingError,
     PreconditionFailedError,
 )
+from clusters.watch import WatchScope
 
 MIRROR_RELATIONSHIPS = Resource("trident.netapp.io", "v1", "tridentmirrorrelationships", "TridentMirrorRelationship")
 SNAPSHOT_INFOS = Resource("trident.netapp.io", "v1", "tridentsnapshotinfos", "TridentSnapshotInfo")
@@ -376,6 +377,11 @@ class TridentAdapter(ReplicationAdapter):
             Mirror(pvc, self.api.get(MIRROR_RELATIONSHIPS, name, self.target.namespace))
             for pvc, name in self._mirror_names().items()
         ]
+
+    def watch_scopes(self) -> tuple[WatchScope, ...]:
+        """The TMRs and the mirror updates of the group's namespace (one watch each)."""
+        namespace = self.target.namespace
+        return (WatchScope(MIRROR_RELATIONSHIPS, namespace), WatchScope(MIRROR_UPDATES, namespace))
 
     def observe(self) -> ReplicationStatus:
         """Read the group's TMRs (and, on the receiving side, its mirror updates) and normalise them.

@@ -1,29 +1,22 @@
 """Wait until an adapter's observation satisfies a predicate, failing fast on permanent backend failures.
 
-Used by the lab tests directly and by the activities, which pass a ``progress`` callback that heartbeats.
+Two ways to wait: poll with growing intervals, or (``watch=True``) follow the adapter's objects with watches
+and observe again on each change (:func:`clusters.watch.observations`), which acts on a status change within
+milliseconds and costs requests only for what changed. Used by the lab tests directly and by the activities,
+which pass a ``progress`` callback that heartbeats and a ``sleep`` that wakes when the activity is cancelled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 
 from adapters.base import ReplicationAdapter, ReplicationStatus
 from clusters.errors import BackendFailedError, ClusterUnreachableError, PreconditionFailedError, RetryableError
+from clusters.watch import WatchScope, observations, poll_intervals
 
 Predicate = Callable[[ReplicationStatus], bool]
-
-
-def poll_intervals(first: float, maximum: float, growth: float = 1.5) -> Iterator[float]:
-    """Sleep times between polls: ``first``, growing by ``growth`` up to ``maximum``.
-
-    Most steps finish within a second, so the first checks are quick; a wait that lasts minutes (a final sync)
-    settles at ``maximum`` and costs the API server little.
-    """
-    interval = first
-    while True:
-        yield interval
-        interval = min(maximum, interval * growth)
 
 
 def wait_for_status(
@@ -37,6 +30,7 @@ def wait_for_status(
     progress: Callable[[ReplicationStatus], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    watch: bool = False,
 ) -> ReplicationStatus:
     """Observe ``adapter`` until ``predicate`` holds and return that observation.
 
@@ -49,41 +43,75 @@ def wait_for_status(
         max_interval: the interval grows up to this (default: it stays at ``interval``).
         progress: called with every observation (activities heartbeat here).
         clock: monotonic clock (injectable for tests).
-        sleep: sleep function (injectable for tests).
+        sleep: sleep function (injectable for tests); when watching, it is called with 0 between short blocks.
+        watch: follow the adapter's :meth:`~adapters.base.ReplicationAdapter.watch_scopes` with watches and
+            observe on each change, instead of polling (``interval`` then only paces a fallback to polling).
 
     Raises:
         BackendFailedError: the backend reports a permanent failure, or ``timeout`` passed (with the last status).
         PreconditionFailedError: the backend reports a precondition an operator must fix.
         ClusterUnreachableError: the cluster stopped answering and did not come back before the timeout.
     """
+    return _until(
+        adapter,
+        predicate,
+        what=what,
+        timeout=timeout,
+        progress=progress,
+        clock=clock,
+        sleep=sleep,
+        scopes=adapter.watch_scopes() if watch else (),
+        poll=poll_intervals(interval, max_interval or interval),
+    )
+
+
+def _until(
+    adapter: ReplicationAdapter,
+    predicate: Predicate,
+    *,
+    what: str,
+    timeout: float,
+    progress: Callable[[ReplicationStatus], None] | None,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    scopes: tuple[WatchScope, ...],
+    poll: Iterator[float],
+) -> ReplicationStatus:
+    """The loop of :func:`wait_for_status`."""
     deadline = clock() + timeout
-    intervals = poll_intervals(interval, max_interval or interval)
     last: ReplicationStatus | None = None
     last_error: RetryableError | None = None
-    while True:
-        try:
-            last = adapter.observe()
-            last_error = None
-        except RetryableError as exc:
-            last_error = exc
-        if last is not None and last_error is None:
-            if progress is not None:
-                progress(last)
-            if predicate(last):
-                return last
-            if last.failure and last.failure_permanent:
-                error = PreconditionFailedError if "Prerequisite" in last.failure else BackendFailedError
-                raise error(
-                    f"{what}: the backend gave up: {last.failure}", cluster=adapter.cluster, condition=last.failure
+    found = observations(
+        adapter.api,
+        scopes,
+        lambda api: adapter.with_api(api).observe(),
+        deadline=time.monotonic() + timeout,
+        sleep=sleep,
+        poll=poll,
+    )
+    with contextlib.closing(found):
+        for observed in found:
+            if isinstance(observed, RetryableError):
+                last_error = observed
+            else:
+                last, last_error = observed, None
+                if progress is not None:
+                    progress(last)
+                if predicate(last):
+                    return last
+                if last.failure and last.failure_permanent:
+                    error = PreconditionFailedError if "Prerequisite" in last.failure else BackendFailedError
+                    raise error(
+                        f"{what}: the backend gave up: {last.failure}", cluster=adapter.cluster, condition=last.failure
+                    )
+            if clock() >= deadline:
+                if last_error is not None and isinstance(last_error, ClusterUnreachableError):
+                    raise last_error
+                state = last.message if last else "no observation"
+                failure = f"; last failure: {last.failure}" if last and last.failure else ""
+                raise BackendFailedError(
+                    f"{what}: not reached within {timeout:.0f}s (last status: {state}{failure})",
+                    cluster=adapter.cluster,
+                    condition=last.failure if last else None,
                 )
-        if clock() >= deadline:
-            if last_error is not None and isinstance(last_error, ClusterUnreachableError):
-                raise last_error
-            state = last.message if last else "no observation"
-            failure = f"; last failure: {last.failure}" if last and last.failure else ""
-            raise BackendFailedError(
-                f"{what}: not reached within {timeout:.0f}s (last status: {state}{failure})",
-                cluster=adapter.cluster,
-                condition=last.failure if last else None,
-            )
-        sleep(next(intervals))
+    raise AssertionError("observations never end")

@@ -12,6 +12,7 @@ badly is never unreachable: 401/403 is :class:`ForbiddenError`, 5xx/429 and non-
 
 from __future__ import annotations
 
+import copy
 import errno
 import http.client
 import json
@@ -103,19 +104,35 @@ class ClusterApi:
         self.cluster = cluster
         self.api_client = api_client
         self.timeout = timeout
-        self._writes = 0
-        self._requests = 0
-        self._lock = threading.Lock()
+        self._counters = RequestCounters()
 
     @property
     def writes(self) -> int:
-        """How many write requests (POST, PUT, PATCH, DELETE) this object has sent."""
-        return self._writes
+        """How many write requests (POST, PUT, PATCH, DELETE) this object (and its views) has sent."""
+        return self._counters.writes
 
     @property
     def request_count(self) -> int:
-        """How many requests of any kind this object has sent."""
-        return self._requests
+        """How many requests of any kind this object (and its views) has sent."""
+        return self._counters.requests
+
+    def with_timeout(self, timeout: tuple[float, float]) -> ClusterApi:
+        """A view of this API whose requests use ``timeout`` (counted with this object's requests)."""
+        view = ClusterApi(self.cluster, self.api_client, timeout)
+        view._counters = self._counters
+        return view
+
+    def remembering(self) -> ClusterApi:
+        """A view of this API that answers a repeated GET of the same path from its first answer, until a write.
+
+        For one step that reads the same objects several times (a preflight): every check sees the same state and
+        the cluster is asked once.
+        """
+        return RememberingApi(self)
+
+    def share_counters(self, other: ClusterApi) -> None:
+        """Count this object's requests with ``other``'s (a view of the same cluster)."""
+        self._counters = other._counters
 
     # ------------------------------------------------------------------------------------------------- transport
 
@@ -146,27 +163,12 @@ class ClusterApi:
             InvalidSpecError: 400 or 422.
             ApiServerError: 5xx, 429, other statuses, a non-JSON 2xx, or an answer that is not valid HTTP.
         """
-        configuration = self.api_client.configuration
-        url = configuration.host + path
-        if query:
-            url += "?" + urllib.parse.urlencode(query)
-        headers = {"Accept": "application/json", "Content-Type": content_type}
-        token = configuration.get_api_key_with_prefix("BearerToken") if configuration.api_key else None
-        if token:
-            headers["Authorization"] = token
-        with self._lock:
-            self._requests += 1
-            if method != "GET":
-                self._writes += 1
+        response = self._send(
+            method, path, body, query=query, content_type=content_type, object_ref=object_ref, timeout=timeout
+        )
+        status = int(response.status)
         try:
-            response = self.api_client.rest_client.request(  # type: ignore[no-untyped-call]
-                method, url, headers=headers, body=body, _request_timeout=timeout or self.timeout
-            )
-            status = int(response.status)
-            http_reason = str(response.reason or "")
             raw: bytes = response.read() or b""
-        except client.ApiException as exc:
-            raise self._api_exception_error(exc, object_ref) from exc
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
             raise self._transport_error(exc, object_ref) from exc
         if 200 <= status < 300:
@@ -179,7 +181,63 @@ class ClusterApi:
                     condition="NotJSON",
                 )
             return document
-        raise self._error(status, _decode(raw), object_ref, http_reason=http_reason, raw=raw)
+        raise self._error(status, _decode(raw), object_ref, http_reason=str(response.reason or ""), raw=raw)
+
+    def stream(
+        self,
+        path: str,
+        *,
+        query: Mapping[str, str],
+        object_ref: str,
+        timeout: tuple[float, float],
+    ) -> JsonStream:
+        """Send one GET whose answer is a stream of JSON objects, one per line (a watch).
+
+        Raises:
+            The errors of :meth:`request` for the answer's status; reading the stream raises them too when the
+            connection breaks.
+        """
+        response = self._send(
+            "GET", path, None, query=query, content_type="application/json", object_ref=object_ref, timeout=timeout
+        )
+        status = int(response.status)
+        if not 200 <= status < 300:
+            try:
+                raw: bytes = response.read() or b""
+            except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+                raise self._transport_error(exc, object_ref) from exc
+            raise self._error(status, _decode(raw), object_ref, http_reason=str(response.reason or ""), raw=raw)
+        return JsonStream(self, response.response, object_ref)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        *,
+        query: Mapping[str, str] | None,
+        content_type: str,
+        object_ref: str | None,
+        timeout: tuple[float, float] | None,
+    ) -> Any:
+        """Send one request; the answer's body is left unread (a ``kubernetes.client.rest.RESTResponse``)."""
+        configuration = self.api_client.configuration
+        url = configuration.host + path
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        token = configuration.get_api_key_with_prefix("BearerToken") if configuration.api_key else None
+        if token:
+            headers["Authorization"] = token
+        self._counters.count(method)
+        try:
+            return self.api_client.rest_client.request(  # type: ignore[no-untyped-call]
+                method, url, headers=headers, body=body, _request_timeout=timeout or self.timeout
+            )
+        except client.ApiException as exc:
+            raise self._api_exception_error(exc, object_ref) from exc
+        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+            raise self._transport_error(exc, object_ref) from exc
 
     def _error(
         self,
@@ -354,6 +412,100 @@ class ClusterApi:
             UntrustedEndpointError: something answers but the TLS handshake failed (certificate not trusted).
         """
         self.request("GET", "/version", object_ref="/version", timeout=(timeout, timeout))
+
+
+class RememberingApi(ClusterApi):
+    """See :meth:`ClusterApi.remembering`."""
+
+    def __init__(self, api: ClusterApi) -> None:
+        super().__init__(api.cluster, api.api_client, api.timeout)
+        self.share_counters(api)
+        self._base = api
+        self._answers: dict[tuple[str, str], JsonObject] = {}
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+        object_ref: str | None = None,
+        timeout: tuple[float, float] | None = None,
+    ) -> JsonObject:
+        """A GET answered from memory when asked before; anything else sent (a write forgets every answer)."""
+        key = (path, urllib.parse.urlencode(query or {}))
+        if method == "GET" and key in self._answers:
+            return copy.deepcopy(self._answers[key])
+        if method != "GET":
+            self._answers.clear()
+        answer = self._base.request(
+            method, path, body, query=query, content_type=content_type, object_ref=object_ref, timeout=timeout
+        )
+        if method == "GET":
+            self._answers[key] = copy.deepcopy(answer)
+        return answer
+
+
+class RequestCounters:
+    """Requests sent, shared by an API and its views."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.writes = 0
+        self._lock = threading.Lock()
+
+    def count(self, method: str) -> None:
+        """Count one request of ``method``."""
+        with self._lock:
+            self.requests += 1
+            if method != "GET":
+                self.writes += 1
+
+
+class JsonStream:
+    """The answer of :meth:`ClusterApi.stream`: JSON objects, one per line, until the server ends it.
+
+    :meth:`close` may be called from another thread: it cuts a blocked read short.
+    """
+
+    def __init__(self, api: ClusterApi, response: urllib3.BaseHTTPResponse, object_ref: str) -> None:
+        self._api = api
+        self._response = response
+        self._object_ref = object_ref
+        self._closed = False
+
+    def __iter__(self) -> Iterator[JsonObject]:
+        buffer = b""
+        try:
+            for chunk in self._response.stream(amt=None, decode_content=True):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    document = _decode(line)
+                    if document is None:
+                        raise ApiServerError(
+                            f"a stream sent a line that is not a JSON object: {_snippet(line)}",
+                            cluster=self._api.cluster,
+                            object_ref=self._object_ref,
+                            condition="NotJSON",
+                        )
+                    yield document
+        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError, ValueError) as exc:
+            if self._closed:
+                return
+            raise self._api._transport_error(exc, self._object_ref) from exc
+
+    def close(self) -> None:
+        """End the stream (from any thread)."""
+        self._closed = True
+        try:
+            self._response.shutdown()
+        finally:
+            self._response.release_conn()
 
 
 _NO_ANSWER_ERRNOS = frozenset(

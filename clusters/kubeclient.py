@@ -8,6 +8,9 @@ from pathlib import Path
 
 from kubernetes import client, config
 
+CONNECTIONS_PER_CLUSTER = 64
+"""Connections kept open per cluster (the client's default is 5 per CPU)."""
+
 
 def new_api_client(kubeconfig: Path, context: str) -> client.ApiClient:
     """A client for ``context`` of ``kubeconfig``; the caller closes it.
@@ -22,6 +25,8 @@ def new_api_client(kubeconfig: Path, context: str) -> client.ApiClient:
     )
     # One quick retry of a refused connection, not urllib3's default three: a dead cluster must cost seconds.
     configuration.retries = 1
+    # Waits hold a watch open each: keep enough connections for the worker's concurrent activities.
+    configuration.connection_pool_maxsize = CONNECTIONS_PER_CLUSTER
     return client.ApiClient(configuration)
 
 

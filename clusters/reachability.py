@@ -12,11 +12,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from enum import StrEnum
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from clusters.api import ClusterApi
-from clusters.errors import ClusterUnreachableError, ForbiddenError, OrchestratorError, UntrustedEndpointError
+from clusters.errors import (
+    ApiServerError,
+    ClusterUnreachableError,
+    ForbiddenError,
+    OrchestratorError,
+    UntrustedEndpointError,
+)
 
 
 class Verdict(StrEnum):
@@ -68,7 +75,36 @@ def _verdict_of(error: OrchestratorError) -> Verdict:
     return Verdict.UNHEALTHY
 
 
-def probe_once(api: ClusterApi, timeout: float = 2.0) -> Reachability:
+PROBE_TIMEOUT = 2.0
+"""Connect and read timeout of one probe, in seconds."""
+
+T = TypeVar("T")
+
+
+def probe_by_reading(api: ClusterApi, read: Callable[[ClusterApi], T]) -> tuple[Reachability, T | None, str | None]:
+    """Probe ``api`` with a read the caller needs anyway (one request less than a ping followed by the read).
+
+    The read runs with the probe's timeout. An answer that says nothing about the API server's health (a 404, an
+    invalid object) means that it answers: the read's own error is returned for the caller to report.
+
+    Returns:
+        The verdict of this one probe, what the read returned (``None`` when it failed) and the read's error
+        (``None`` when it worked, or when the error is the verdict).
+    """
+    try:
+        found = read(api.with_timeout((PROBE_TIMEOUT, PROBE_TIMEOUT)))
+    except (ClusterUnreachableError, ForbiddenError, UntrustedEndpointError, ApiServerError) as exc:
+        return Reachability(verdict=_verdict_of(exc), detail=exc.describe(), probes=1, failed_probes=1), None, None
+    except OrchestratorError as exc:
+        return _answers(api), None, exc.describe()
+    return _answers(api), found, None
+
+
+def _answers(api: ClusterApi) -> Reachability:
+    return Reachability(verdict=Verdict.ANSWERS, detail=f"cluster {api.cluster} answers", probes=1, failed_probes=0)
+
+
+def probe_once(api: ClusterApi, timeout: float = PROBE_TIMEOUT) -> Reachability:
     """Ping ``api`` once and classify the outcome.
 
     Args:
@@ -82,7 +118,7 @@ def probe_once(api: ClusterApi, timeout: float = 2.0) -> Reachability:
         api.ping(timeout=timeout)
     except OrchestratorError as exc:
         return Reachability(verdict=_verdict_of(exc), detail=exc.describe(), probes=1, failed_probes=1)
-    return Reachability(verdict=Verdict.ANSWERS, detail=f"cluster {api.cluster} answers", probes=1, failed_probes=0)
+    return _answers(api)
 
 
 def assess(

@@ -8,7 +8,7 @@ the volumes (newer ceph-csi refuses to demote a published volume).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -26,7 +26,8 @@ from clusters.api import (
 
 WorkloadKind = Literal["StatefulSet", "Deployment"]
 
-_RESOURCES: dict[str, Resource] = {"StatefulSet": STATEFULSETS, "Deployment": DEPLOYMENTS}
+RESOURCES: dict[str, Resource] = {"StatefulSet": STATEFULSETS, "Deployment": DEPLOYMENTS}
+"""The resource of each workload kind."""
 
 
 class _Frozen(BaseModel):
@@ -96,7 +97,7 @@ class VolumesInUse(_Frozen):
 
 def read_workload(api: ClusterApi, namespace: str, ref: WorkloadRef) -> WorkloadState:
     """Read a workload's replica counts."""
-    document = api.get(_RESOURCES[ref.kind], ref.name, namespace)
+    document = api.get(RESOURCES[ref.kind], ref.name, namespace)
     return workload_state(ref, document)
 
 
@@ -113,14 +114,24 @@ def workload_state(ref: WorkloadRef, document: JsonObject) -> WorkloadState:
     )
 
 
-def scale_workload(api: ClusterApi, namespace: str, ref: WorkloadRef, replicas: int) -> bool:
+def scale_workload(
+    api: ClusterApi, namespace: str, ref: WorkloadRef, replicas: int, current: JsonObject | None = None
+) -> bool:
     """Set a workload's replicas through its ``scale`` subresource; no write when it already has them.
+
+    Args:
+        api: the cluster's API.
+        namespace: the workload's namespace.
+        ref: the workload.
+        replicas: the desired count.
+        current: the workload as the caller just read it (read here when not given).
 
     Returns:
         Whether a write happened.
     """
-    resource = _RESOURCES[ref.kind]
-    current = api.get(resource, ref.name, namespace)
+    resource = RESOURCES[ref.kind]
+    if current is None:
+        current = api.get(resource, ref.name, namespace)
     if int(current.get("spec", {}).get("replicas", 1)) == replicas:
         return False
     api.patch(resource, ref.name, {"spec": {"replicas": replicas}}, namespace, subresource="scale")
@@ -169,7 +180,7 @@ def workload_pvcs(api: ClusterApi, namespace: str, workloads: Sequence[WorkloadR
     """
     claims: set[str] = set()
     for ref in workloads:
-        document = api.get(_RESOURCES[ref.kind], ref.name, namespace)
+        document = api.get(RESOURCES[ref.kind], ref.name, namespace)
         spec = document.get("spec") or {}
         if ref.kind == "StatefulSet":
             claims |= _claim_template_pvcs(ref.name, document)
@@ -213,8 +224,17 @@ def _label_selector(selector: JsonObject) -> str:
     return ",".join(terms)
 
 
-def volumes_in_use(api: ClusterApi, namespace: str, pvc_names: list[str] | tuple[str, ...]) -> VolumesInUse:
-    """Pods that reference any of ``pvc_names`` and VolumeAttachments of their bound PVs."""
+def volumes_in_use(
+    api: ClusterApi, namespace: str, pvc_names: Sequence[str], volume_names: Collection[str] | None = None
+) -> VolumesInUse:
+    """Pods that reference any of ``pvc_names`` and VolumeAttachments of their bound PVs.
+
+    Args:
+        api: the cluster's API.
+        namespace: the PVCs' namespace.
+        pvc_names: the PVCs.
+        volume_names: their bound PVs (:func:`bound_volumes`), when the caller knows them already.
+    """
     wanted = set(pvc_names)
     pods: dict[str, tuple[str, ...]] = {}
     for pod in api.list(PODS, namespace):
@@ -223,11 +243,8 @@ def volumes_in_use(api: ClusterApi, namespace: str, pvc_names: list[str] | tuple
         claims = _pod_claims(pod) & wanted
         if claims:
             pods[pod["metadata"]["name"]] = tuple(sorted(claims))
-    volume_names = {
-        claim["spec"].get("volumeName")
-        for claim in api.list(PVCS, namespace)
-        if claim["metadata"]["name"] in wanted and claim.get("spec", {}).get("volumeName")
-    }
+    if volume_names is None:
+        volume_names = bound_volumes(api, namespace, pvc_names)
     attachments = tuple(
         sorted(
             attachment["metadata"]["name"]
@@ -238,9 +255,19 @@ def volumes_in_use(api: ClusterApi, namespace: str, pvc_names: list[str] | tuple
     return VolumesInUse(pods=pods, attachments=attachments)
 
 
+def bound_volumes(api: ClusterApi, namespace: str, pvc_names: Sequence[str]) -> set[str]:
+    """The PVs the PVCs ``pvc_names`` are bound to (one list of the namespace's PVCs)."""
+    wanted = set(pvc_names)
+    return {
+        claim["spec"]["volumeName"]
+        for claim in api.list(PVCS, namespace)
+        if claim["metadata"]["name"] in wanted and claim.get("spec", {}).get("volumeName")
+    }
+
+
 def running_pods(api: ClusterApi, namespace: str, ref: WorkloadRef) -> list[str]:
     """Names of the workload's pods that are Running (by the workload's selector)."""
-    document = api.get(_RESOURCES[ref.kind], ref.name, namespace)
+    document = api.get(RESOURCES[ref.kind], ref.name, namespace)
     labels = document.get("spec", {}).get("selector", {}).get("matchLabels", {})
     selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
     return sorted(

@@ -268,9 +268,17 @@ class PreflightReport(Frozen):
 
 
 class RolesInput(Frozen):
-    """Which side is primary now (read from the clusters, never from config)."""
+    """Which side is primary now (read from the clusters, never from config).
+
+    Attributes:
+        group: the group.
+        skip_silent: a cluster that gave no answer to this worker within the last few seconds is reported
+            unreachable without asking it again (the monitors: a dead site must not hold one worker thread per
+            group with a probe that times out).
+    """
 
     group: str
+    skip_silent: bool = False
 
 
 class RolesReport(Frozen):

@@ -84,7 +84,7 @@ class GroupMonitorWorkflow:
             try:
                 report: RolesReport = await workflow.execute_activity(
                     "observe_roles",
-                    RolesInput(group=request.group),
+                    RolesInput(group=request.group, skip_silent=True),
                     result_type=RolesReport,
                     start_to_close_timeout=timedelta(seconds=30),
                     retry_policy=RetryPolicy(maximum_attempts=1),

@@ -1,10 +1,15 @@
-"""The simulator's reconcile loop: poll both clusters, run the writers, advance replication, run the controllers.
+"""The simulator's reconcile loop: view both clusters, run the writers, advance replication, run the controllers.
+
+A tick runs every ``tick`` seconds, and sooner when something happens: a watched object changes (the pollers
+follow the clusters with watches) or something a controller or the model scheduled is due (a latency ends, a
+retry, a final sync). So the lab's reaction times are the injected latencies, not the tick period.
 
 Each tick:
 
-1. LIST the relevant kinds of every cluster whose site is up, in parallel (a dead API server costs its own
-   thread a connection error, not the other cluster a stall). A cluster that does not answer is skipped this
-   tick; its last view is kept for the writer (the application keeps writing while only its API is down).
+1. Take the view of every cluster whose site is up (the watched objects; an in-memory API server is LISTed, in
+   parallel, so that a dead one costs its own thread a connection error). A cluster that does not answer is
+   skipped this tick; its last view is kept for the writer (the application keeps writing while only its API is
+   down).
 2. The writer: one acknowledged write per volume whose PVC a Running and Ready pod mounts, on each site that is
    up and writable for it.
 3. The model completes due final syncs and resyncs and makes the periodic shipments.
@@ -52,9 +57,12 @@ from sandbox.simulator.schemas import (
     WriteRequest,
     WriteResult,
 )
-from sandbox.simulator.view import ClusterView, Poller
+from sandbox.simulator.view import ClusterView, ListPoller, Poller
 
 log = logging.getLogger(__name__)
+
+MIN_GAP = 0.005
+"""Seconds between two ticks at least: a burst of changes is handled in one tick, not one tick per event."""
 
 
 def _utc(timestamp: float) -> datetime:
@@ -79,6 +87,8 @@ class Simulator:
         clusters: the two clusters' APIs by name (the first is the default initial source of Dell groups).
         config: timings; fast defaults when omitted.
         clock: POSIX time source (the model's and the written timestamps' clock).
+        watch: follow the clusters with watches (and wake on changes); ``False`` lists every tick (in-memory API
+            servers of the unit tier, which cannot watch).
     """
 
     def __init__(
@@ -87,6 +97,7 @@ class Simulator:
         config: SimulatorConfig | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        watch: bool = True,
     ) -> None:
         self._apis = dict(clusters)
         self._names = tuple(self._apis)
@@ -103,7 +114,11 @@ class Simulator:
             AttacherController(),
         )
         resources = [PODS, PVCS, VOLUME_ATTACHMENTS, *(r for c in self._controllers for r in c.resources)]
-        self._pollers = {name: Poller(api, resources) for name, api in self._apis.items()}
+        self._wake = threading.Event()
+        self._pollers: dict[str, Poller | ListPoller] = {
+            name: Poller(api, resources, self._wake.set) if watch else ListPoller(api, resources)
+            for name, api in self._apis.items()
+        }
         self._views: dict[str, ClusterView] = {}
         self._reachability = {name: _Reachability() for name in self._names}
         self._ticks = 0
@@ -128,19 +143,37 @@ class Simulator:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the loop (and wait for the current tick to end)."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        for poller in self._pollers.values():
+            poller.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def run_forever(self) -> None:
-        """Tick every ``config.tick`` seconds until :meth:`stop`; a failing tick is logged, never fatal."""
+        """Tick until :meth:`stop`: every ``config.tick`` seconds, on a watched change, or when something is due.
+
+        A failing tick is logged, never fatal.
+        """
         while not self._stop.is_set():
             started = time.monotonic()
+            self._wake.clear()
             try:
                 self.tick()
             except Exception as exc:
                 log_throttled(log, logging.ERROR, "simulator tick failed: %r", exc, exc_info=True)
-            self._stop.wait(max(0.0, self._config.tick - (time.monotonic() - started)))
+            self._wake.wait(self._pause(time.monotonic() - started))
+            self._stop.wait(MIN_GAP)  # changes arriving together are handled in one tick
+
+    def _pause(self, spent: float) -> float:
+        """Seconds until the next tick unless a change comes first: the period, or less when something is due."""
+        pause = self._config.tick - spent
+        now = self._clock()
+        with self._lock:
+            due = [t for t in (self._shared.next_wakeup(now), self.model.next_due()) if t is not None]
+        if due:
+            pause = min(pause, min(due) - now)
+        return max(0.0, pause)
 
     def tick(self) -> None:
         """One reconcile pass over both clusters."""

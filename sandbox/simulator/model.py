@@ -382,6 +382,20 @@ class ReplicationModel:
 
     # ------------------------------------------------------------------------------------------------ time
 
+    def next_due(self) -> float | None:
+        """When the next final sync, resync or periodic shipment is due (``None``: nothing replicates)."""
+        times = [
+            moment
+            for volume in self._volumes.values()
+            for moment in (
+                volume.final_sync.due if volume.final_sync else None,
+                volume.resync.due if volume.resync else None,
+                volume.last_ship_attempt + self.config.sync_interval,
+            )
+            if moment is not None
+        ]
+        return min(times, default=None)
+
     def advance(self, now: float, stalled: Callable[[Volume], bool] = lambda _volume: False) -> None:
         """Complete due final syncs and resyncs and make the periodic shipments.
 

@@ -1,19 +1,21 @@
 """What the simulator sees of one cluster in one tick: a LIST per relevant kind, with the lookups controllers need.
 
-Polling instead of watching keeps the simulator simple and restart-proof; to keep the request rate low, a kind
-whose last LIST came back empty is listed again only every ``idle_poll_interval`` (a backend nobody uses costs
-one request a second, not ten).
+The kinds are listed once and then followed by watches (resumed from the last resourceVersion, listed again when
+a watch expires or the cluster comes back), so the simulator reacts to a change within milliseconds and its
+ticks cost the API servers nothing. In-memory API servers that cannot watch are listed every tick instead, a kind
+whose last LIST came back empty only every ``idle_poll_interval``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cached_property
 
 from clusters.api import ClusterApi, JsonObject, Resource
 from clusters.errors import ClusterUnreachableError, ObjectMissingError, OrchestratorError
+from clusters.watch import Watcher, WatchScope
 from sandbox.simulator.kube import PODS, PVCS, VOLUME_ATTACHMENTS, nested
 from sandbox.simulator.logs import log_throttled
 from sandbox.simulator.model import VolumeKey
@@ -113,7 +115,54 @@ class ClusterView:
 
 
 class Poller:
-    """Lists the relevant kinds of one cluster, skipping kinds that were recently empty.
+    """Keeps one cluster's relevant kinds current with watches and gives the controllers a view of them.
+
+    The kinds are listed once and then watched (:class:`clusters.watch.Watcher`), so a tick costs the API server
+    nothing and every change wakes the simulator's loop at once (``on_change``).
+
+    Args:
+        api: the cluster's API.
+        resources: every kind to follow.
+        on_change: called on every change of a followed object.
+    """
+
+    def __init__(self, api: ClusterApi, resources: Iterable[Resource], on_change: Callable[[], None]) -> None:
+        self.api = api
+        self.scopes = tuple(WatchScope(resource) for resource in dict.fromkeys(resources))
+        self._on_change = on_change
+        self._watcher: Watcher | None = None
+
+    def poll(self, now: float, idle_interval: float) -> ClusterView:
+        """The followed objects now (``idle_interval`` is for :class:`ListPoller`).
+
+        Raises:
+            ClusterUnreachableError: the API server does not answer (the caller skips this cluster this tick).
+        """
+        if self._watcher is None:
+            watcher = Watcher(self.api, self.scopes, on_change=self._on_change)
+            try:
+                watcher.__enter__()
+            except ClusterUnreachableError:
+                raise
+            except OrchestratorError as exc:
+                log_throttled(log, logging.WARNING, "%s: listing failed: %s", self.api.cluster, exc)
+                raise ClusterUnreachableError(str(exc), cluster=self.api.cluster) from exc
+            self._watcher = watcher
+        error = self._watcher.error
+        if isinstance(error, ClusterUnreachableError):
+            raise error
+        return ClusterView(self.api.cluster, {s.resource: self._watcher.objects(s) for s in self.scopes}, now)
+
+    def close(self) -> None:
+        """Stop the watches."""
+        if self._watcher is not None:
+            self._watcher.close()
+
+
+class ListPoller:
+    """Lists the relevant kinds of one cluster every tick, skipping kinds that were recently empty.
+
+    For API servers that cannot watch (the unit tier's in-memory ones); :class:`Poller` is what the lab uses.
 
     Args:
         api: the cluster's API.
@@ -153,3 +202,6 @@ class Poller:
             self._last[resource] = (now, items)
             objects[resource] = items
         return ClusterView(self.api.cluster, objects, now)
+
+    def close(self) -> None:
+        """Nothing to stop."""

@@ -99,6 +99,14 @@ class FakeClusterApi:
     def _key(kind: str, name: str, namespace: str | None) -> tuple[str, str | None, str]:
         return kind, namespace, name
 
+    def remembering(self) -> FakeClusterApi:
+        """This fake: it answers from memory anyway."""
+        return self
+
+    def with_timeout(self, timeout: tuple[float, float]) -> FakeClusterApi:
+        """This fake: it never times out."""
+        return self
+
     def put(self, document: JsonObject) -> None:
         """Store ``document`` as is (setup, or a controller replacing an object); not counted as a write."""
         metadata = document["metadata"]

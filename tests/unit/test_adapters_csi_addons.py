@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import functools
 import re
-import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +20,7 @@ import yaml
 from adapters.base import Backend, ReplicationAdapter, ReplicationStatus, ReplicationTarget, Role, VolumeState
 from adapters.csi_addons import CSI_ADDONS_FIELDS, CsiAddonsAdapter, reported_role
 from adapters.waiting import wait_for_status
-from clusters.api import ClusterApi, JsonObject, Resource
+from clusters.api import ClusterApi, JsonObject, RequestCounters, Resource
 from clusters.errors import BackendFailedError, InvalidSpecError, ObjectMissingError, PreconditionFailedError
 
 RECORDED = Path(__file__).parent / "recorded"
@@ -50,8 +49,7 @@ class FakeClusterApi(ClusterApi):
         # No ApiClient: request() below replaces the transport.
         self.cluster = cluster
         self.timeout = (1.0, 1.0)
-        self._writes = 0
-        self._lock = threading.Lock()
+        self._counters = RequestCounters()
         self.scripts: dict[str, list[JsonObject]] = {}
         self.requests: list[tuple[str, str, Any, str]] = []
         self.gets = 0
@@ -75,6 +73,7 @@ class FakeClusterApi(ClusterApi):
         timeout: tuple[float, float] | None = None,
     ) -> JsonObject:
         self.requests.append((method, path, copy.deepcopy(body), content_type))
+        self._counters.count(method)
         script = self.scripts.get(path)
         if script is None:
             name = path.rsplit("/", 1)[-1]
@@ -84,8 +83,6 @@ class FakeClusterApi(ClusterApi):
             document = script.pop(0) if len(script) > 1 else script[0]
             return copy.deepcopy(document)
         if method == "PATCH":
-            with self._lock:
-                self._writes += 1
             assert content_type == "application/merge-patch+json"
             current = script[0]
             before = copy.deepcopy(current.get("spec"))

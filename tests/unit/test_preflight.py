@@ -6,7 +6,9 @@ holding the group's VolumeGroupReplication as a current Secondary.
 
 Covers: source answering 403 -> FAIL "<source> lost" mentioning forbidden (one probe: an answer decides), and a
 WARN with ``force``; source refusing connections for every probe (LossDetection probes=2, window=0.2s) -> PASS
-"<source> lost" with "no answer to 2 of 2", the operation not refused and the source reported unreachable.
+"<source> lost" with "no answer to 2 of 2", the operation not refused and the source reported unreachable. And
+the role observation of the monitors skipping a cluster that gave no answer moments ago (an operation's own
+observation always asks).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from clusters.registry import ClusterRegistry
 from tests.unit.fake_cluster import FakeClusterApi, load_recorded
 from tests.unit.local_servers import Answer, closed_port, cluster_api, http_server
 from workflows.groups import GroupConfig, LossDetection, ReplicationConfig
-from workflows.models import Finding, Operation, PreflightInput, PreflightReport, Verdict
+from workflows.models import Finding, Operation, PreflightInput, PreflightReport, RolesInput, Verdict
 
 FORBIDDEN = (
     b'{"kind":"Status","apiVersion":"v1","status":"Failure","message":"forbidden","reason":"Forbidden","code":403}'
@@ -130,3 +132,20 @@ def test_source_refusing_every_probe_is_lost(stack: ExitStack) -> None:
     assert not report.source_reachable
     assert report.source_status is None
     assert not report.refused, report.findings
+
+
+def test_monitors_skip_a_cluster_that_was_silent_moments_ago(stack: ExitStack) -> None:
+    silent = stack.enter_context(cluster_api(f"http://127.0.0.1:{closed_port()}", cluster="dc1"))
+    answering = target()
+    activities = FailoverActivities(
+        registry=Registry({"dc1": silent, "dc2": answering}), groups=static_lookup([GROUP]), http=httpx.Client()
+    )
+    first = activities.observe_roles(RolesInput(group=GROUP.name, skip_silent=True))
+    assert first.unreachable == ("dc1",) and "dc2" in first.statuses
+    asked = silent.request_count
+    again = activities.observe_roles(RolesInput(group=GROUP.name, skip_silent=True))
+    assert again.unreachable == ("dc1",)
+    assert silent.request_count == asked  # not asked again: a dead site costs a monitor no probe
+    # An operation's own observation always asks.
+    activities.observe_roles(RolesInput(group=GROUP.name))
+    assert silent.request_count > asked

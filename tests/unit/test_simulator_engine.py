@@ -137,7 +137,7 @@ class Lab:
         self.now = 1_800_000_000.0
         self.dc1, self.dc2 = FakeCluster("dc1"), FakeCluster("dc2")
         config = SimulatorConfig(**{"idle_poll_interval": 1.0, **timings})
-        self.simulator = Simulator({"dc1": self.dc1, "dc2": self.dc2}, config, clock=lambda: self.now)
+        self.simulator = Simulator({"dc1": self.dc1, "dc2": self.dc2}, config, clock=lambda: self.now, watch=False)
 
     def run(self, seconds: float, step: float = 0.1) -> None:
         for _ in range(round(seconds / step)):

@@ -60,7 +60,10 @@ class AttacherController(Controller):
             except OrchestratorError as exc:
                 log_throttled(log, logging.WARNING, "%s: attaching %s failed: %s", ctx.cluster, pv, exc)
         for name in existing.keys() - wanted.keys():
-            since = self._unused_since.setdefault((ctx.cluster, name), ctx.now)
+            since = self._unused_since.get((ctx.cluster, name))
+            if since is None:
+                since = self._unused_since[(ctx.cluster, name)] = ctx.now
+                ctx.due(since + ctx.config.detach_delay)
             if ctx.now - since >= ctx.config.detach_delay:
                 try:
                     ctx.api.delete(VOLUME_ATTACHMENTS, name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import copy
+import heapq
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -49,10 +50,19 @@ class Shared:
     Attributes:
         snapshots: captured VolumeSnapshots by snapshot UID (Trident snapshot handles end in ``snapshot-<uid>``).
         aliases: extra fault-group names per volume (the Dell RG names its PVCs belong to).
+        wakeups: times at which a controller has something due (a latency ends, a retry): the loop reconciles
+            then instead of waiting for its next tick (a heap).
     """
 
     snapshots: dict[str, SnapshotRecord] = field(default_factory=dict)
     aliases: dict[VolumeKey, set[str]] = field(default_factory=dict)
+    wakeups: list[float] = field(default_factory=list)
+
+    def next_wakeup(self, now: float) -> float | None:
+        """The first wake-up time after ``now`` (earlier ones are dropped)."""
+        while self.wakeups and self.wakeups[0] <= now:
+            heapq.heappop(self.wakeups)
+        return self.wakeups[0] if self.wakeups else None
 
 
 @dataclass
@@ -84,6 +94,11 @@ class Context:
     config: SimulatorConfig
     now: float
     shared: Shared
+
+    def due(self, moment: float) -> float:
+        """Record that something is due at ``moment`` (the loop wakes then) and return ``moment``."""
+        heapq.heappush(self.shared.wakeups, moment)
+        return moment
 
     def groups(self, keys: Iterable[VolumeKey], *extra: str) -> set[str]:
         """The fault-group names of a set of volumes: their namespaces, their aliases and ``extra``."""

@@ -132,7 +132,7 @@ class CsiReplicationController(Controller):
                     desired=desired,
                     auto_resync=bool(nested(obj, "spec", "autoResync", default=False)),
                     started=ctx.now,
-                    next_attempt=ctx.now + latency,
+                    next_attempt=ctx.due(ctx.now + latency),
                 ),
             )
         if ctx.now >= op.next_attempt:
@@ -142,7 +142,7 @@ class CsiReplicationController(Controller):
                     op.completed = op.completed or ctx.now
                     op.next_attempt = ctx.now
                 else:
-                    op.next_attempt = ctx.now + ctx.config.retry_interval
+                    op.next_attempt = ctx.due(ctx.now + ctx.config.retry_interval)
             elif op.completed is not None:
                 op.failure = None  # what a later pass failed to do is no longer needed
         if op.completed is None and op.failure is None:

@@ -133,7 +133,7 @@ class DellReplicationController(Controller):
                 if self._reset_action(ctx, rg) is not None:
                     ctx.event(rg, "Warning", "Unsupported", f"Cannot proceed with action {action}: not supported")
                 return
-            op = self._ops.put(ctx.cluster, uid, RgOp(action, ctx.now + ctx.config.action_latency))
+            op = self._ops.put(ctx.cluster, uid, RgOp(action, ctx.due(ctx.now + ctx.config.action_latency)))
             log.info("%s RG %s: %s requested", ctx.cluster, name, action)
         elif op is not None and op.outcome is None and action not in ("", op.action, *op.refused):
             # Upstream warns and carries on with the running action; the completion resets spec.action.
@@ -180,7 +180,7 @@ class DellReplicationController(Controller):
             if exc.permanent or ctx.now - op.first_failure >= ctx.config.dell_error_after:
                 op.outcome = "Error"
             else:
-                op.next_attempt = ctx.now + ctx.config.retry_interval
+                op.next_attempt = ctx.due(ctx.now + ctx.config.retry_interval)
             return
         if done:
             op.outcome = "Ready"

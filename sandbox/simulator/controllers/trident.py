@@ -154,7 +154,7 @@ class TridentController(Controller):
             op = self._tmr_ops.put(
                 ctx.cluster,
                 metadata["uid"],
-                TmrOp(generation, desired, mapping.get("promotedSnapshotHandle", ""), ctx.now + latency),
+                TmrOp(generation, desired, mapping.get("promotedSnapshotHandle", ""), ctx.due(ctx.now + latency)),
             )
         waiting = ""
         if desired == PROMOTED:
@@ -284,7 +284,9 @@ class TridentController(Controller):
             if volume is not None and volume.last_shipment is not None:
                 status["previousTransferTime"] = rfc3339(volume.last_shipment)
             if ctx.write_status(TAMU, update, status) is not None:
-                self._tamu_ops.put(ctx.cluster, metadata["uid"], TamuOp(ctx.now + ctx.config.final_sync_latency))
+                self._tamu_ops.put(
+                    ctx.cluster, metadata["uid"], TamuOp(ctx.due(ctx.now + ctx.config.final_sync_latency))
+                )
             return
         if ctx.now < op.due:
             return
