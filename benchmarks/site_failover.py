@@ -1,11 +1,13 @@
 """Benchmark: a planned site failover of 1, 10, 50 or 100 groups (not a test; it prints figures).
 
 For each group count N it starts a full lab with N demo groups (the backends in turn), puts them all in one tier,
-runs an in-process worker, fixes the simulator's latencies, and runs one planned site failover of dc1 with
-``--parallel N``. Figures per N: end-to-end time (site workflow start to result), each group's overhead (its
-duration minus the latencies the simulator injected on its critical path; median and p95), Kubernetes API
-requests per group (all the worker's requests during the run), Temporal history events per group (the child's
-history plus its share of the site workflow's) and the worker process's CPU seconds per group.
+runs an in-process worker, fixes the simulator's latencies (those of benchmarks/failover_overhead.py), and runs
+one planned site failover of dc1 with ``--parallel N``. Figures per N: end-to-end time (site workflow start to
+result), each group's overhead (its duration minus the latencies on a csi-addons group's critical path; the other
+backends' paths differ a little: Trident has no demote but its promotion waits for the snapshot, PowerStore's one
+action covers demote and final sync), Kubernetes API requests per group (all the worker's requests during the
+run), Temporal history events per group (the child's history plus its share of the site workflow's) and the
+worker process's CPU seconds per group.
 
     python -m benchmarks.site_failover --groups 1,10
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from kubernetes import client, config
 
-CONNECTIONS_PER_CLUSTER = 64
+CONNECTIONS_PER_CLUSTER = 256
 """Connections kept open per cluster (the client's default is 5 per CPU)."""
 
 

@@ -43,8 +43,9 @@ from workflows.groups import GroupConfig
 from workflows.monitor import GroupMonitorWorkflow
 from workflows.site import SiteFailoverWorkflow
 
-MAX_CONCURRENT_ACTIVITIES = 32
-"""Ordinary activities at once (waits and hooks)."""
+MAX_CONCURRENT_ACTIVITIES = 128
+"""Ordinary activities at once (waits and hooks): one per group of a site failover of 100 groups, and the monitors.
+A wait blocks on its watches, so a slot costs a thread, not CPU."""
 MAX_CONCURRENT_LOCAL_ACTIVITIES = 32
 """Local activities at once (short steps): their own slots, and their own threads in the pool."""
 GRACEFUL_SHUTDOWN = timedelta(seconds=5)

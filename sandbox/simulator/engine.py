@@ -162,8 +162,11 @@ class Simulator:
                 self.tick()
             except Exception as exc:
                 log_throttled(log, logging.ERROR, "simulator tick failed: %r", exc, exc_info=True)
-            self._wake.wait(self._pause(time.monotonic() - started))
-            self._stop.wait(MIN_GAP)  # changes arriving together are handled in one tick
+            spent = time.monotonic() - started
+            self._wake.wait(self._pause(spent))
+            # Changes arriving together are handled in one tick, and a busy lab leaves the simulator idle at least
+            # half the time (a tick over many objects is not free).
+            self._stop.wait(max(MIN_GAP, spent))
 
     def _pause(self, spent: float) -> float:
         """Seconds until the next tick unless a change comes first: the period, or less when something is due."""

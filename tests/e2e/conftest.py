@@ -7,12 +7,18 @@ The lab lives for the whole tests/e2e package; each test starts from the demo gr
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import os
+import pty
+import select
+import shutil
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from collections.abc import Iterator
@@ -64,6 +70,39 @@ class FullLab:
             [ORCHESTRATE, *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False
         )
         return CliResult(done.returncode, done.stdout, done.stderr)
+
+    def cli_on_terminal(self, *args: str, timeout: float = 240, columns: int = 200) -> CliResult:
+        """Run ``orchestrate ARGS`` on a pseudo-terminal, as an operator would; everything it wrote is ``stdout``."""
+        leader, follower = pty.openpty()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 60, columns, 0, 0))
+        env = {**self.env, "TERM": "xterm-256color", "COLUMNS": str(columns), "LINES": "60"}
+        env.pop("NO_COLOR", None)
+        process = subprocess.Popen(
+            [ORCHESTRATE, *args], env=env, stdin=follower, stdout=follower, stderr=follower, close_fds=True
+        )
+        os.close(follower)
+        output = bytearray()
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([leader], [], [], 0.2)
+                if not ready:
+                    if process.poll() is not None:
+                        break
+                    continue
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # EIO: the program ended and closed the terminal
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+        finally:
+            if process.poll() is None:
+                process.kill()
+            os.close(leader)
+        return CliResult(code, output.decode(errors="replace"), "")
 
     def cli_background(self, *args: str) -> subprocess.Popen[str]:
         """Start ``orchestrate ARGS`` without waiting."""
@@ -123,8 +162,15 @@ def running_full_lab(root: Path, demo_groups: int = DEFAULT_DEMO_GROUPS) -> Iter
             os.killpg(full.worker.pid, signal.SIGTERM)
             full.worker.wait(timeout=30)
     finally:
+        # The logs stay beside the lab (in pytest's temporary folder) for whoever reads a failure.
+        shutil.copytree(root, root.with_name(root.name + "-logs"), ignore=_not_logs, dirs_exist_ok=True)
         # Reload: CLI calls may have restarted processes under new pids.
         (Lab.load(root) if (root / "state.json").exists() else lab).down(purge=True)
+
+
+def _not_logs(folder: str, names: list[str]) -> list[str]:
+    """For copytree: everything in ``folder`` but logs and the folders that may hold them."""
+    return [n for n in names if not n.endswith(".log") and not (Path(folder) / n).is_dir()]
 
 
 @pytest.fixture(scope="package")

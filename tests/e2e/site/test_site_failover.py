@@ -4,7 +4,8 @@ The lab of this folder has twelve demo groups (the four backends in turn) in pri
 on dc1. Each scenario runs the invariant sampler on every group (once a second: twelve samplers at the default
 rate would load the 2-core machine more than the failover does). Covered: a planned site failover of the twelve
 (each tier's first promotion after the previous tier's last application start, read from the groups' own step
-records; no write lost) and back; an unplanned one with dc1 lost (each group's data-loss window, then
+records; no write lost) and back, on a pseudo-terminal (the live table redrawn in place, then the summary); an
+unplanned one with dc1 lost (each group's data-loss window, then
 fence-on-return on every group when dc1 returns); one group failing while the others succeed; ``abort --site``
 while the first group waits for a (stalled) final sync; ``--dry-run``; bad input.
 """
@@ -12,6 +13,7 @@ while the first group waits for a (stalled) final sync; ``--dry-run``; bad input
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
@@ -32,6 +34,10 @@ from tests.e2e.configs import (
 from tests.e2e.conftest import FullLab, lost_writes
 
 SAMPLE_INTERVAL = 1.0
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+"""Terminal control sequences (colours, cursor moves)."""
+CURSOR_UP = re.compile(r"\x1b\[\d*A")
+"""Moving the cursor up: how a live view redraws itself in place."""
 
 
 @pytest.fixture()
@@ -88,9 +94,14 @@ def test_planned_site_failover_moves_every_group_tier_by_tier(
         assert all(views[g]["primary"] == "dc2" and views[g]["protected"] for g in groups), views
         assert {g: lost_writes(full_lab, g) for g in groups} == lost_before
 
-        back = full_lab.cli("failover", "--site", "dc2", "--yes", "--json")
-        assert back.code == 0, back.stdout + back.stderr
-        assert back.json()["outcome"] == "succeeded"
+        # Back home on a terminal: the live table is redrawn in place, then the summary.
+        back = full_lab.cli_on_terminal("failover", "--site", "dc2", "--yes")
+        assert back.code == 0, back.stdout
+        screen = ANSI.sub("", back.stdout)
+        assert "site failover of dc2" in screen and "12 succeeded" in screen, screen[-3000:]
+        assert all(word in screen for word in ("group", "backend", "tier", "state", "phase", "elapsed")), screen
+        assert all(group in screen for group in groups), screen
+        assert CURSOR_UP.search(back.stdout), "the table was not redrawn in place"
     views = _statuses(full_lab)
     assert all(views[g]["primary"] == "dc1" and views[g]["protected"] for g in groups), views
     assert {g: lost_writes(full_lab, g) for g in groups} == lost_before
