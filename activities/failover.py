@@ -347,7 +347,7 @@ class FailoverActivities:
             info = activity.info()
             operation_id = f"{info.workflow_id}/{info.workflow_run_id}"
         adapter = self.adapter(self.group(request.group), request.cluster)
-        return adapter.prepare_sync_point(operation_id=operation_id)
+        return adapter.prepare_sync_point(operation_id=operation_id, watch=True)
 
     @activity.defn(name="promote")
     @domain_errors

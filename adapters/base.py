@@ -307,12 +307,13 @@ class ReplicationAdapter(abc.ABC):
             return False, current
         return True, self.api.patch(resource, name, desired, namespace)
 
-    def prepare_sync_point(self, *, operation_id: str | None = None) -> SyncPoint | None:
+    def prepare_sync_point(self, *, operation_id: str | None = None, watch: bool = False) -> SyncPoint | None:
         """On the source, before the target's promotion: create what the target must reach (Trident snapshots).
 
         Args:
             operation_id: names what is created, so that a retry of the same operation reuses it (and another
                 operation never reuses an older, incomplete sync point).
+            watch: follow what is created with watches while waiting for it (instead of polling).
         """
         return None
 

@@ -44,6 +44,7 @@ adapter never makes such an edit: it leaves an already promoted TMR alone.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 import uuid
@@ -74,15 +75,16 @@ from adapters.documents import (
     text,
     timestamp,
 )
-from clusters.api import JsonObject, Resource
+from clusters.api import ClusterApi, JsonObject, Resource
 from clusters.errors import (
     BackendFailedError,
+    ConflictError,
     InvalidSpecError,
     NotReadyError,
     ObjectMissingError,
     PreconditionFailedError,
 )
-from clusters.watch import WatchScope
+from clusters.watch import WatchScope, observations, poll_intervals
 
 MIRROR_RELATIONSHIPS = Resource("trident.netapp.io", "v1", "tridentmirrorrelationships", "TridentMirrorRelationship")
 SNAPSHOT_INFOS = Resource("trident.netapp.io", "v1", "tridentsnapshotinfos", "TridentSnapshotInfo")
@@ -458,6 +460,7 @@ class TridentAdapter(ReplicationAdapter):
         interval: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        watch: bool = False,
     ) -> SyncPoint:
         """On the planned source, after the workloads stopped: snapshot every PVC and return the snapshot handles.
 
@@ -474,6 +477,7 @@ class TridentAdapter(ReplicationAdapter):
             interval: seconds between polls.
             clock: monotonic clock (injectable for tests).
             sleep: sleep function (injectable for tests).
+            watch: follow the snapshots with watches while waiting, instead of polling every ``interval``.
 
         Raises:
             PreconditionFailedError: a TMR here is not ``promoted``: this is not the source.
@@ -495,20 +499,37 @@ class TridentAdapter(ReplicationAdapter):
             self._ensure_snapshot(pvc, name, suffix)
         deadline = clock() + timeout
         handles: dict[str, str] = {}
-        while True:
+
+        def still_pending(reads: ClusterApi) -> dict[str, _Pending]:
             pending: dict[str, _Pending] = {}
             for pvc, name in names.items():
                 if pvc not in handles:
-                    outcome = self._snapshot_handle(pvc, name, suffix)
+                    outcome = self.with_api(reads)._snapshot_handle(pvc, name, suffix)
                     if isinstance(outcome, _Pending):
                         pending[pvc] = outcome
                     else:
                         handles[pvc] = outcome
-            if not pending:
-                return SyncPoint(snapshot_handles=handles)
-            if clock() >= deadline:
-                raise self._snapshots_late(pending, timeout)
-            sleep(interval)
+            return pending
+
+        namespace = self.target.namespace
+        scopes = (WatchScope(VOLUME_SNAPSHOTS, namespace), WatchScope(SNAPSHOT_INFOS, namespace)) if watch else ()
+        found = observations(
+            self.api,
+            scopes,
+            still_pending,
+            deadline=time.monotonic() + timeout,
+            sleep=sleep,
+            poll=poll_intervals(interval, interval),
+        )
+        with contextlib.closing(found):
+            for pending in found:
+                if isinstance(pending, dict) and not pending:
+                    return SyncPoint(snapshot_handles=handles)
+                if clock() >= deadline:
+                    if isinstance(pending, dict):
+                        raise self._snapshots_late(pending, timeout)
+                    raise pending
+        raise AssertionError("observations never end")
 
     def _ensure_snapshot(self, pvc: str, name: str, suffix: str) -> None:
         """Create the VolumeSnapshot of ``pvc`` unless it exists (then check that it is a snapshot of ``pvc``)."""
@@ -541,7 +562,8 @@ class TridentAdapter(ReplicationAdapter):
         if info is None:
             # Created only once the snapshot is ready: Trident resolves the handle from the bound snapshot content.
             body = {"metadata": self._metadata(name, suffix), "spec": {"snapshotName": name}}
-            self.api.create(SNAPSHOT_INFOS, body, namespace)
+            with contextlib.suppress(ConflictError):  # created already; the watch has not shown it yet
+                self.api.create(SNAPSHOT_INFOS, body, namespace)
             return _Pending(f"{SNAPSHOT_INFOS.ref(name, namespace)} created, waiting for its snapshotHandle")
         if text(info, "spec", "snapshotName") != name:
             raise InvalidSpecError(

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import resource
 import statistics
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import yaml
@@ -35,8 +37,12 @@ from orchestrate.worker import ConfigFile, WorkerLimits, build_worker
 from sandbox.lab import Lab
 from sandbox.simulator.client import SimulatorClient
 from workflows.failover import operation_id
-from workflows.models import Operation, Outcome
+from workflows.models import FailoverResult, Operation, Outcome
 from workflows.site.models import SiteFailoverRequest
+
+SITE_LATENCIES = {**LATENCIES, "sync_interval": 1.0}
+"""The single-group benchmark's timings, with shipments every second: a Trident group's promotion waits for its
+snapshot to reach the target, which (as with SnapMirror's schedule) comes with the next periodic shipment."""
 
 
 def _one_tier(config_file: Path) -> None:
@@ -52,6 +58,37 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _lab_processes(lab: Lab) -> dict[str, int]:
+    """The pid of every lab process, by a name that groups them (both clusters' apiservers are "kube-apiserver")."""
+    pids: dict[str, int] = {}
+    for cluster in lab.clusters.values():
+        for component, pid in cluster.state.pids.items():
+            pids[f"{cluster.name} {component}"] = pid
+    if lab.temporal is not None:
+        pids["temporal dev server"] = lab.temporal.state.pid
+    if lab.simulator is not None:
+        pids["storage simulator"] = lab.simulator.state.pid
+    return pids
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _lab_cpu(lab: Lab) -> dict[str, float]:
+    """CPU seconds per kind of lab process (the two clusters' components added up)."""
+    totals: dict[str, float] = {}
+    for name, pid in _lab_processes(lab).items():
+        kind = name.split(" ", 1)[1] if name.startswith(tuple(lab.clusters)) else name
+        totals[kind] = totals.get(kind, 0.0) + _process_cpu(pid)
+    return totals
+
+
 async def measure(count: int, root: Path) -> dict[str, float]:
     """One lab of ``count`` groups, one planned site failover; its figures."""
     lab = Lab.create(root, demo_groups=count)
@@ -60,7 +97,7 @@ async def measure(count: int, root: Path) -> dict[str, float]:
         lab.up()
         print(f"[{count} groups] lab up in {time.monotonic() - started:.1f}s")
         assert lab.simulator is not None
-        SimulatorClient(lab.simulator.state.url).configure(**LATENCIES)
+        SimulatorClient(lab.simulator.state.url).configure(**SITE_LATENCIES)
         _one_tier(lab.config_file)
         config = load_config(lab.config_file)
         client = await connect(config.temporal)
@@ -69,6 +106,7 @@ async def measure(count: int, root: Path) -> dict[str, float]:
         with WorkerLimits().executor() as executor:
             async with build_worker(client, ConfigFile(config), registry, executor):
                 requests_before, cpu_before = sum(a.request_count for a in apis), _cpu_seconds()
+                lab_before = _lab_cpu(lab)
                 began = time.monotonic()
                 handle = await start_site_operation(
                     client,
@@ -80,11 +118,24 @@ async def measure(count: int, root: Path) -> dict[str, float]:
                 result = await handle.result()
                 elapsed = time.monotonic() - began
                 cpu = _cpu_seconds() - cpu_before
+                lab_cpu = {k: v - lab_before.get(k, 0.0) for k, v in _lab_cpu(lab).items()}
                 requests = sum(a.request_count for a in apis) - requests_before
                 events = len((await handle.fetch_history()).events)
                 for group in result.progress.groups:
                     child = client.get_workflow_handle(operation_id(group.group))
                     events += len((await child.fetch_history()).events)
+                slowest = max(
+                    (g for g in result.progress.groups if g.started and g.ended),
+                    key=lambda g: (g.ended - g.started) if g.started and g.ended else timedelta(0),
+                    default=None,
+                )
+                if slowest is not None:
+                    child_handle = client.get_workflow_handle(operation_id(slowest.group), result_type=FailoverResult)
+                    steps = (await child_handle.result()).progress.steps
+                    print(
+                        f"[{count} groups] slowest group {slowest.group} ({slowest.backend}): "
+                        + ", ".join(f"{s.name} {s.duration.total_seconds():.2f}" for s in steps if s.duration)
+                    )
         registry.close()
         if result.outcome is not Outcome.SUCCEEDED:
             raise SystemExit(f"[{count} groups] {result.outcome.value}: {result.message}")
@@ -107,6 +158,13 @@ async def measure(count: int, root: Path) -> dict[str, float]:
             f" p95 {figures['overhead_p95_s']:.2f}s; {figures['api_requests_per_group']:.0f} API requests, "
             f"{figures['history_events_per_group']:.0f} history events, "
             f"{figures['worker_cpu_s_per_group']:.2f} worker CPU s per group"
+        )
+        shares = sorted(lab_cpu.items(), key=lambda item: -item[1])
+        print(
+            f"[{count} groups] CPU s per group elsewhere during the run: "
+            + ", ".join(f"{name} {seconds / count:.2f}" for name, seconds in shares if seconds >= 0.005)
+            + f"; machine: {os.cpu_count()} cores for {elapsed * (os.cpu_count() or 1):.1f} CPU s of wall time, "
+            f"{cpu + sum(lab_cpu.values()):.1f} used"
         )
         return figures
     finally:

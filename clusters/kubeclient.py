@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import urllib3
 from kubernetes import client, config
 
 CONNECTIONS_PER_CLUSTER = 256
@@ -27,7 +30,38 @@ def new_api_client(kubeconfig: Path, context: str) -> client.ApiClient:
     configuration.retries = 1
     # Waits hold a watch open each: keep enough connections for the worker's concurrent activities.
     configuration.connection_pool_maxsize = CONNECTIONS_PER_CLUSTER
-    return client.ApiClient(configuration)
+    return api_client_for(configuration)
+
+
+def api_client_for(configuration: client.Configuration) -> client.ApiClient:
+    """An ``ApiClient`` for ``configuration`` whose HTTPS connections share one TLS context.
+
+    The client's own pool gives urllib3 file names (CA, certificate, key), which it loads again for every new
+    connection; a waiting step opens a watch connection, so that cost would be paid many times per failover.
+    Here the files are loaded once into one ``ssl.SSLContext`` with the same verification.
+    """
+    api_client = client.ApiClient(configuration)
+    if not str(configuration.host).startswith("https") or configuration.proxy:
+        return api_client
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert, cadata=configuration.ca_cert_data)
+    if not configuration.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, configuration.key_file)
+    pool_args: dict[str, Any] = {"ssl_context": context, "cert_reqs": context.verify_mode}
+    if configuration.assert_hostname is not None:
+        pool_args["assert_hostname"] = configuration.assert_hostname
+    if configuration.retries is not None:
+        pool_args["retries"] = configuration.retries
+    if configuration.tls_server_name:
+        pool_args["server_hostname"] = configuration.tls_server_name
+    if configuration.connection_pool_maxsize is not None:
+        pool_args["maxsize"] = configuration.connection_pool_maxsize
+    rest = api_client.rest_client
+    rest.pool_manager.clear()
+    rest.pool_manager = urllib3.PoolManager(**pool_args)
+    return api_client
 
 
 def close_api_client(api_client: client.ApiClient) -> None:

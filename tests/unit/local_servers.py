@@ -26,7 +26,7 @@ from cryptography.x509.oid import NameOID
 from kubernetes import client
 
 from clusters.api import ClusterApi
-from clusters.kubeclient import close_api_client
+from clusters.kubeclient import api_client_for, close_api_client
 
 VERSION_BODY = b'{"major": "1", "minor": "31", "gitVersion": "v1.31.0"}'
 PROXY_502 = b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center>"
@@ -165,7 +165,7 @@ def cluster_api(
     configuration.verify_ssl = True
     if ca_file is not None:
         configuration.ssl_ca_cert = str(ca_file)
-    api_client = client.ApiClient(configuration)
+    api_client = api_client_for(configuration)
     try:
         yield ClusterApi(cluster, api_client)
     finally:
