@@ -13,10 +13,10 @@ class SimulatorConfig(BaseModel):
     """Timings of the storage simulator, in seconds.
 
     Attributes:
-        tick: period of the reconcile loop (poll, write, ship, reconcile). 0.2 s keeps two lab API servers under
-            ~15% of a core each with all four backends in use; 0.1 s is snappier and roughly 1.5x the load.
-        idle_poll_interval: a kind whose last LIST was empty is listed again only after this long, which keeps the
-            request rate low when a backend is unused.
+        tick: longest time between two reconciles (write, ship, reconcile); the loop also runs on every watched
+            change and when something it scheduled is due, so the tick no longer paces the reactions.
+        idle_poll_interval: for in-memory API servers that are listed every tick: a kind whose last LIST was empty
+            is listed again only after this long.
         sync_interval: the primary ships its writes to the replica this often (asynchronous replication).
         promote_latency: time a promotion takes after the controller sees the request.
         demote_latency: time a demotion (and Trident's establish) takes after the controller sees the request.
