@@ -22,13 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from clusters.registry import ClusterRegistry
-from orchestrate.config import load_config
+from benchmarks.lab_session import benchmark_lab
 from orchestrate.service import start_operation
-from orchestrate.temporal_client import connect
-from orchestrate.worker import ConfigFile, WorkerLimits, build_worker
-from sandbox.lab import Lab
-from sandbox.simulator.client import SimulatorClient
 from workflows.models import FailoverRequest, Operation, Outcome
 
 LATENCIES = {
@@ -60,59 +55,43 @@ def percentile(values: list[float], fraction: float) -> float:
 
 async def run(runs: int, group_name: str, root: Path, verbose: bool = False) -> None:
     """Bring the lab up, run the failovers, print the figures."""
-    lab = Lab.create(root)
-    try:
-        started = time.monotonic()
-        lab.up()
-        print(f"lab up in {time.monotonic() - started:.1f}s")
-        assert lab.simulator is not None
-        SimulatorClient(lab.simulator.state.url).configure(**LATENCIES)
-        config = load_config(lab.config_file)
+    async with benchmark_lab(root, LATENCIES) as bench:
+        client, config, registry = bench.client, bench.config, bench.registry
         group = config.group(group_name)
-        client = await connect(config.temporal)
-        registry = ClusterRegistry(config.clusters)
         overheads: list[float] = []
         requests: list[int] = []
-        with WorkerLimits().executor() as executor:
-            async with build_worker(client, ConfigFile(config), registry, executor):
-                for index in range(runs):
-                    apis = [registry.api(c) for c in group.clusters]
-                    before = sum(api.request_count for api in apis)
-                    began = time.monotonic()
-                    handle = await start_operation(
-                        client,
-                        config,
-                        FailoverRequest(group=group.name, operation=Operation.PLANNED, triggered_by="benchmark"),
-                    )
-                    result = await handle.result()
-                    elapsed = time.monotonic() - began
-                    if result.outcome is not Outcome.SUCCEEDED:
-                        raise SystemExit(f"run {index}: {result.outcome.value}: {result.message}")
-                    overheads.append(elapsed - INJECTED)
-                    requests.append(sum(api.request_count for api in apis) - before)
-                    print(
-                        f"run {index + 1:3d}: {result.progress.source} -> {result.progress.target} "
-                        f"{elapsed:.2f}s end to end, overhead {elapsed - INJECTED:.2f}s, "
-                        f"{requests[-1]} API requests"
-                    )
-                    if verbose:
-                        steps = result.progress.steps
-                        print(
-                            "      "
-                            + ", ".join(f"{s.name} {s.duration.total_seconds():.2f}" for s in steps if s.duration)
-                        )
-        registry.close()
-        print(
-            f"\n{runs} planned failovers of {group_name} ({group.backend.value}); injected latencies "
-            f"{INJECTED:.2f}s per failover ({', '.join(f'{k}={v}' for k, v in LATENCIES.items())})"
-        )
-        print(
-            f"overhead median {statistics.median(overheads):.3f}s, p95 {percentile(overheads, 0.95):.3f}s, "
-            f"min {min(overheads):.3f}s, max {max(overheads):.3f}s"
-        )
-        print(f"Kubernetes API requests per failover: median {statistics.median(requests):.0f}, max {max(requests)}")
-    finally:
-        lab.down(purge=True)
+        for index in range(runs):
+            apis = [registry.api(c) for c in group.clusters]
+            before = sum(api.request_count for api in apis)
+            began = time.monotonic()
+            handle = await start_operation(
+                client,
+                config,
+                FailoverRequest(group=group.name, operation=Operation.PLANNED, triggered_by="benchmark"),
+            )
+            result = await handle.result()
+            elapsed = time.monotonic() - began
+            if result.outcome is not Outcome.SUCCEEDED:
+                raise SystemExit(f"run {index}: {result.outcome.value}: {result.message}")
+            overheads.append(elapsed - INJECTED)
+            requests.append(sum(api.request_count for api in apis) - before)
+            print(
+                f"run {index + 1:3d}: {result.progress.source} -> {result.progress.target} "
+                f"{elapsed:.2f}s end to end, overhead {elapsed - INJECTED:.2f}s, "
+                f"{requests[-1]} API requests"
+            )
+            if verbose:
+                steps = result.progress.steps
+                print("      " + ", ".join(f"{s.name} {s.duration.total_seconds():.2f}" for s in steps if s.duration))
+    print(
+        f"\n{runs} planned failovers of {group_name} ({group.backend.value}); injected latencies "
+        f"{INJECTED:.2f}s per failover ({', '.join(f'{k}={v}' for k, v in LATENCIES.items())})"
+    )
+    print(
+        f"overhead median {statistics.median(overheads):.3f}s, p95 {percentile(overheads, 0.95):.3f}s, "
+        f"min {min(overheads):.3f}s, max {max(overheads):.3f}s"
+    )
+    print(f"Kubernetes API requests per failover: median {statistics.median(requests):.0f}, max {max(requests)}")
 
 
 def main() -> None:

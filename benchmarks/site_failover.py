@@ -29,13 +29,9 @@ from pathlib import Path
 import yaml
 
 from benchmarks.failover_overhead import INJECTED, LATENCIES, percentile
-from clusters.registry import ClusterRegistry
-from orchestrate.config import load_config
+from benchmarks.lab_session import benchmark_lab
 from orchestrate.site_service import start_site_operation
-from orchestrate.temporal_client import connect
-from orchestrate.worker import ConfigFile, WorkerLimits, build_worker
 from sandbox.lab import Lab
-from sandbox.simulator.client import SimulatorClient
 from workflows.failover import operation_id
 from workflows.models import FailoverResult, Operation, Outcome
 from workflows.site.models import SiteFailoverRequest
@@ -91,84 +87,69 @@ def _lab_cpu(lab: Lab) -> dict[str, float]:
 
 async def measure(count: int, root: Path) -> dict[str, float]:
     """One lab of ``count`` groups, one planned site failover; its figures."""
-    lab = Lab.create(root, demo_groups=count)
-    try:
-        started = time.monotonic()
-        lab.up()
-        print(f"[{count} groups] lab up in {time.monotonic() - started:.1f}s")
-        assert lab.simulator is not None
-        SimulatorClient(lab.simulator.state.url).configure(**SITE_LATENCIES)
-        _one_tier(lab.config_file)
-        config = load_config(lab.config_file)
-        client = await connect(config.temporal)
-        registry = ClusterRegistry(config.clusters)
+    label = f"[{count} groups] "
+    async with benchmark_lab(root, SITE_LATENCIES, demo_groups=count, label=label, adjust_config=_one_tier) as bench:
+        lab, config, client, registry = bench.lab, bench.config, bench.client, bench.registry
         apis = [registry.api(c.name) for c in config.clusters]
-        with WorkerLimits().executor() as executor:
-            async with build_worker(client, ConfigFile(config), registry, executor):
-                requests_before, cpu_before = sum(a.request_count for a in apis), _cpu_seconds()
-                lab_before = _lab_cpu(lab)
-                began = time.monotonic()
-                handle = await start_site_operation(
-                    client,
-                    config,
-                    SiteFailoverRequest(
-                        site="dc1", operation=Operation.PLANNED, parallel=count, triggered_by="benchmark"
-                    ),
-                )
-                result = await handle.result()
-                elapsed = time.monotonic() - began
-                cpu = _cpu_seconds() - cpu_before
-                lab_cpu = {k: v - lab_before.get(k, 0.0) for k, v in _lab_cpu(lab).items()}
-                requests = sum(a.request_count for a in apis) - requests_before
-                events = len((await handle.fetch_history()).events)
-                for group in result.progress.groups:
-                    child = client.get_workflow_handle(operation_id(group.group))
-                    events += len((await child.fetch_history()).events)
-                slowest = max(
-                    (g for g in result.progress.groups if g.started and g.ended),
-                    key=lambda g: (g.ended - g.started) if g.started and g.ended else timedelta(0),
-                    default=None,
-                )
-                if slowest is not None:
-                    child_handle = client.get_workflow_handle(operation_id(slowest.group), result_type=FailoverResult)
-                    steps = (await child_handle.result()).progress.steps
-                    print(
-                        f"[{count} groups] slowest group {slowest.group} ({slowest.backend}): "
-                        + ", ".join(f"{s.name} {s.duration.total_seconds():.2f}" for s in steps if s.duration)
-                    )
-        registry.close()
-        if result.outcome is not Outcome.SUCCEEDED:
-            raise SystemExit(f"[{count} groups] {result.outcome.value}: {result.message}")
-        overheads = [
-            (g.ended - g.started).total_seconds() - INJECTED
-            for g in result.progress.groups
-            if g.started is not None and g.ended is not None
-        ]
-        figures = {
-            "groups": count,
-            "end_to_end_s": elapsed,
-            "overhead_median_s": statistics.median(overheads),
-            "overhead_p95_s": percentile(overheads, 0.95),
-            "api_requests_per_group": requests / count,
-            "history_events_per_group": events / count,
-            "worker_cpu_s_per_group": cpu / count,
-        }
-        print(
-            f"[{count} groups] end to end {elapsed:.2f}s; overhead per group median {figures['overhead_median_s']:.2f}s"
-            f" p95 {figures['overhead_p95_s']:.2f}s; {figures['api_requests_per_group']:.0f} API requests, "
-            f"{figures['history_events_per_group']:.0f} history events, "
-            f"{figures['worker_cpu_s_per_group']:.2f} worker CPU s per group"
+        requests_before, cpu_before = sum(a.request_count for a in apis), _cpu_seconds()
+        lab_before = _lab_cpu(lab)
+        began = time.monotonic()
+        handle = await start_site_operation(
+            client,
+            config,
+            SiteFailoverRequest(site="dc1", operation=Operation.PLANNED, parallel=count, triggered_by="benchmark"),
         )
-        shares = sorted(lab_cpu.items(), key=lambda item: -item[1])
-        print(
-            f"[{count} groups] CPU s per group elsewhere during the run: "
-            + ", ".join(f"{name} {seconds / count:.2f}" for name, seconds in shares if seconds >= 0.005)
-            + f"; machine: {os.cpu_count()} cores for {elapsed * (os.cpu_count() or 1):.1f} CPU s of wall time, "
-            f"{cpu + sum(lab_cpu.values()):.1f} used"
+        result = await handle.result()
+        elapsed = time.monotonic() - began
+        cpu = _cpu_seconds() - cpu_before
+        lab_cpu = {k: v - lab_before.get(k, 0.0) for k, v in _lab_cpu(lab).items()}
+        requests = sum(a.request_count for a in apis) - requests_before
+        events = len((await handle.fetch_history()).events)
+        for group in result.progress.groups:
+            child = client.get_workflow_handle(operation_id(group.group))
+            events += len((await child.fetch_history()).events)
+        slowest = max(
+            (g for g in result.progress.groups if g.started and g.ended),
+            key=lambda g: (g.ended - g.started) if g.started and g.ended else timedelta(0),
+            default=None,
         )
-        return figures
-    finally:
-        lab.down(purge=True)
+        if slowest is not None:
+            child_handle = client.get_workflow_handle(operation_id(slowest.group), result_type=FailoverResult)
+            steps = (await child_handle.result()).progress.steps
+            print(
+                f"{label}slowest group {slowest.group} ({slowest.backend}): "
+                + ", ".join(f"{s.name} {s.duration.total_seconds():.2f}" for s in steps if s.duration)
+            )
+    if result.outcome is not Outcome.SUCCEEDED:
+        raise SystemExit(f"[{count} groups] {result.outcome.value}: {result.message}")
+    overheads = [
+        (g.ended - g.started).total_seconds() - INJECTED
+        for g in result.progress.groups
+        if g.started is not None and g.ended is not None
+    ]
+    figures = {
+        "groups": count,
+        "end_to_end_s": elapsed,
+        "overhead_median_s": statistics.median(overheads),
+        "overhead_p95_s": percentile(overheads, 0.95),
+        "api_requests_per_group": requests / count,
+        "history_events_per_group": events / count,
+        "worker_cpu_s_per_group": cpu / count,
+    }
+    print(
+        f"[{count} groups] end to end {elapsed:.2f}s; overhead per group median {figures['overhead_median_s']:.2f}s"
+        f" p95 {figures['overhead_p95_s']:.2f}s; {figures['api_requests_per_group']:.0f} API requests, "
+        f"{figures['history_events_per_group']:.0f} history events, "
+        f"{figures['worker_cpu_s_per_group']:.2f} worker CPU s per group"
+    )
+    shares = sorted(lab_cpu.items(), key=lambda item: -item[1])
+    print(
+        f"[{count} groups] CPU s per group elsewhere during the run: "
+        + ", ".join(f"{name} {seconds / count:.2f}" for name, seconds in shares if seconds >= 0.005)
+        + f"; machine: {os.cpu_count()} cores for {elapsed * (os.cpu_count() or 1):.1f} CPU s of wall time, "
+        f"{cpu + sum(lab_cpu.values()):.1f} used"
+    )
+    return figures
 
 
 async def run(counts: list[int]) -> None:

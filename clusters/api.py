@@ -12,6 +12,7 @@ badly is never unreachable: 401/403 is :class:`ForbiddenError`, 5xx/429 and non-
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import errno
 import http.client
@@ -475,6 +476,7 @@ class JsonStream:
         self._response = response
         self._object_ref = object_ref
         self._closed = False
+        self._finished = False
 
     def __iter__(self) -> Iterator[JsonObject]:
         buffer = b""
@@ -494,18 +496,26 @@ class JsonStream:
                             condition="NotJSON",
                         )
                     yield document
+            self._finished = True
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError, ValueError) as exc:
             if self._closed:
                 return
             raise self._api._transport_error(exc, self._object_ref) from exc
 
     def close(self) -> None:
-        """End the stream (from any thread)."""
+        """End the stream (from any thread).
+
+        A stream the server ended leaves its connection reusable; one cut short has its connection closed (a
+        blocked read is interrupted first), so that no later request is sent on it.
+        """
+        if self._closed:
+            return
         self._closed = True
-        try:
-            self._response.shutdown()
-        finally:
-            self._response.release_conn()
+        if not self._finished:
+            with contextlib.suppress(OSError, ValueError, RuntimeError):
+                self._response.shutdown()
+            self._response.close()
+        self._response.release_conn()
 
 
 _NO_ANSWER_ERRNOS = frozenset(

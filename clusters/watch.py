@@ -186,6 +186,9 @@ class _Follower:
             timeout=(self.owner.base.timeout[0], WATCH_SECONDS + READ_MARGIN),
         )
         self.stream = stream
+        if self.owner.closed:  # closed while the watch was being opened: close() did not see this stream
+            stream.close()
+            return
         self.owner.set_error(None)
         try:
             for event in stream:

@@ -1,8 +1,9 @@
-"""Options and helpers every command shares: the configuration, the Temporal client, group lookup."""
+"""Options and helpers every command shares: configuration, Temporal client, groups, confirmation, following."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -52,6 +53,37 @@ def group_or_exit(config: OrchestratorConfig, name: str, *, as_json: bool) -> Gr
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion from a synchronous command."""
     return asyncio.run(coroutine)
+
+
+def confirm_or_exit(what: str, question: str, *, skip: bool, as_json: bool) -> None:
+    """Ask before ``what`` changes anything (``question`` on the terminal); without a terminal, refuse.
+
+    Args:
+        what: the operation, for the refusal ("planned failover of pg-prod").
+        question: what the terminal asks.
+        skip: ``--yes`` or ``--dry-run`` was given.
+        as_json: errors as JSON.
+    """
+    if skip:
+        return
+    if not sys.stdin.isatty():
+        fail(
+            f"{what} needs confirmation",
+            ExitCode.BAD_INPUT,
+            as_json=as_json,
+            hint="pass --yes (or --dry-run to only check)",
+        )
+    if not typer.confirm(question):
+        fail("not confirmed; nothing was changed", ExitCode.BAD_INPUT, as_json=as_json)
+
+
+def report_detached(workflow_id: str, run_id: str | None, status_command: str, *, as_json: bool) -> ExitCode:
+    """Say that an operation started and was left to run (``--detach``), and how to follow it."""
+    if as_json:
+        emit_json({"workflow_id": workflow_id, "run_id": run_id, "detached": True})
+    else:
+        console.print(f"started {workflow_id}; follow it with `{status_command}`")
+    return ExitCode.OK
 
 
 async def client_or_exit(config: OrchestratorConfig, *, as_json: bool) -> Client:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import sys
 from typing import Annotated, Any
 
 import typer
@@ -17,13 +16,15 @@ from orchestrate.commands.common import (
     OptionalGroupOption,
     client_or_exit,
     config_or_exit,
+    confirm_or_exit,
     follow_to_the_end,
     group_or_exit,
+    report_detached,
     run,
 )
 from orchestrate.commands.site import fail_over_site
 from orchestrate.exit_codes import ExitCode
-from orchestrate.output import console, emit_json, fail
+from orchestrate.output import console, fail
 from orchestrate.service import (
     FencePendingError,
     GroupBusyError,
@@ -139,16 +140,8 @@ def _operate(
             ExitCode.BAD_INPUT,
             as_json=as_json,
         )
-    if not (yes or dry_run):
-        if not sys.stdin.isatty():
-            fail(
-                f"{_describe(operation, group.name, target)} needs confirmation",
-                ExitCode.BAD_INPUT,
-                as_json=as_json,
-                hint="pass --yes (or --dry-run to only check)",
-            )
-        if not typer.confirm(f"{_describe(operation, group.name, target).capitalize()}?"):
-            fail("not confirmed; nothing was changed", ExitCode.BAD_INPUT, as_json=as_json)
+    what = _describe(operation, group.name, target)
+    confirm_or_exit(what, f"{what.capitalize()}?", skip=yes or dry_run, as_json=as_json)
     request = FailoverRequest(
         group=group.name,
         operation=operation,
@@ -174,12 +167,9 @@ async def _start_and_follow(config: Any, request: FailoverRequest, *, detach: bo
         handle = await start_operation(client, config, request)
     except (GroupBusyError, FencePendingError) as busy:
         fail(str(busy), ExitCode.REFUSED, as_json=as_json)
+    status_command = f"orchestrate status --group {request.group}"
     if detach:
-        if as_json:
-            emit_json({"workflow_id": handle.id, "run_id": handle.result_run_id, "detached": True})
-        else:
-            console.print(f"started {handle.id}; follow it with `orchestrate status --group {request.group}`")
-        return ExitCode.OK
+        return report_detached(handle.id, handle.result_run_id, status_command, as_json=as_json)
     if not as_json:
         console.print(
             f"[bold]{_describe(request.operation, request.group, request.target)}[/] started as "
@@ -190,7 +180,7 @@ async def _start_and_follow(config: Any, request: FailoverRequest, *, detach: bo
         _follow(handle, quiet=as_json),
         render_result,
         subject="the operation",
-        status_command=f"orchestrate status --group {request.group}",
+        status_command=status_command,
         abort_command=f"orchestrate abort --group {request.group}",
         as_json=as_json,
     )

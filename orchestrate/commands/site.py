@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +17,14 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrate.commands.common import client_or_exit, config_or_exit, follow_to_the_end, run
+from orchestrate.commands.common import (
+    client_or_exit,
+    config_or_exit,
+    confirm_or_exit,
+    follow_to_the_end,
+    report_detached,
+    run,
+)
 from orchestrate.config import OrchestratorConfig
 from orchestrate.exit_codes import ExitCode
 from orchestrate.output import console, emit_json, fail
@@ -69,11 +75,7 @@ def fail_over_site(
     if parallel < 1:
         fail(f"--parallel {parallel}: at least 1 group at a time", ExitCode.BAD_INPUT, as_json=as_json)
     what = f"{operation.value if operation else 'the'} failover of every group whose primary is in {site}"
-    if not (yes or dry_run):
-        if not sys.stdin.isatty():
-            fail(f"{what} needs confirmation", ExitCode.BAD_INPUT, as_json=as_json, hint="pass --yes (or --dry-run)")
-        if not typer.confirm(f"Start the {what}?"):
-            fail("not confirmed; nothing was changed", ExitCode.BAD_INPUT, as_json=as_json)
+    confirm_or_exit(what, f"Start the {what}?", skip=yes or dry_run, as_json=as_json)
     request = SiteFailoverRequest(
         site=site,
         operation=operation,
@@ -94,12 +96,9 @@ async def _start_and_follow(
         handle = await start_site_operation(client, config, request)
     except SiteBusyError as busy:
         fail(str(busy), ExitCode.REFUSED, as_json=as_json)
+    status_command = f"orchestrate status --site {request.site}"
     if detach:
-        if as_json:
-            emit_json({"workflow_id": handle.id, "run_id": handle.result_run_id, "detached": True})
-        else:
-            console.print(f"started {handle.id}; follow it with `orchestrate status --site {request.site}`")
-        return ExitCode.OK
+        return report_detached(handle.id, handle.result_run_id, status_command, as_json=as_json)
     if not as_json:
         console.print(f"[bold]site failover of {request.site}[/] started as workflow [cyan]{handle.id}[/]")
     return await follow_to_the_end(
@@ -107,7 +106,7 @@ async def _start_and_follow(
         follow_site(handle, quiet=as_json),
         render_site_result,
         subject="the site failover",
-        status_command=f"orchestrate status --site {request.site}",
+        status_command=status_command,
         abort_command=f"orchestrate abort --site {request.site}",
         as_json=as_json,
     )
