@@ -76,7 +76,12 @@ def test_statefulset_with_three_volumes_scales_up_and_down(dc1_client: Any, name
 
     apps.patch_namespaced_stateful_set_scale("postgres", namespace, {"spec": {"replicas": 0}})
     wait_until(lambda: not core.list_namespaced_pod(namespace).items, "postgres-0 gone", timeout=90)
-    assert not apps.read_namespaced_stateful_set("postgres", namespace).status.ready_replicas
+    # The controller manager updates the StatefulSet's status after the pod is gone, not with it.
+    wait_until(
+        lambda: not apps.read_namespaced_stateful_set("postgres", namespace).status.ready_replicas,
+        "statefulset ready_replicas back to 0",
+        timeout=30,
+    )
 
 
 def vgr(name: str, state: str = "primary") -> dict[str, Any]:
