@@ -97,7 +97,7 @@ async def start_operation(
         raise FencePendingError(group.name, fence)
     if request.operation is Operation.RESUME:
         request = request.model_copy(
-            update={"fence_pending": pending, "expected_primary": await _expected_primary(client, group.name, fence)}
+            update={"fence_pending": pending, "expected_primary": await expected_primary(client, group.name, fence)}
         )
     if request.operation is Operation.UNPLANNED and request.last_sync_seen is None:
         seen = await monitor_state(client, group.name)
@@ -141,8 +141,13 @@ async def start_operation(
     raise GroupBusyError(group.name, await running_progress(client, group.name))
 
 
-async def _expected_primary(client: Client, group: str, fence: FenceState | None) -> str | None:
-    """Where the unfinished operation put the primary: the pending fence's new primary, else its target."""
+async def expected_primary(client: Client, group: str, fence: FenceState | None) -> str | None:
+    """Where the unfinished operation left the primary: the pending fence's new primary, else what it recorded.
+
+    An operation that stopped before requesting the promotion leaves it on its source, one whose compensation
+    stopped after requesting it on either side (``None``: resume takes the one Primary it observes), any other on
+    its target (also for operations recorded before ``leaves_primary_on`` existed).
+    """
     if fence is not None and not fence.done:
         return fence.new_primary
     found = await last_operation(client, group)
@@ -150,7 +155,11 @@ async def _expected_primary(client: Client, group: str, fence: FenceState | None
         return None
     _, state = found
     progress = state.progress if isinstance(state, FailoverResult) else state
-    return progress.target if isinstance(progress, Progress) else None
+    if not isinstance(progress, Progress):
+        return None
+    if "leaves_primary_on" in progress.model_fields_set:
+        return progress.leaves_primary_on
+    return progress.target
 
 
 async def _describe(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionDescription | None:

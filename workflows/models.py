@@ -153,6 +153,9 @@ class Progress(Frozen):
     compensated: tuple[str, ...] = ()
     fence_workflow: str | None = None
     left_to_do: tuple[str, ...] = ()
+    leaves_primary_on: str | None = None
+    """Where the group's Primary belongs if the operation ends now: the source until the promotion is requested,
+    then the target; ``None`` once a compensation undoes a requested promotion (either side may hold it)."""
 
 
 class Outcome(StrEnum):

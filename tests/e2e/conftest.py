@@ -37,6 +37,7 @@ from orchestrate.config import OrchestratorConfig, load_config
 from sandbox.lab import DEFAULT_DEMO_GROUPS, Lab
 from sandbox.processes import wait_until
 from sandbox.simulator.client import SimulatorClient
+from tests.e2e.diagnosis import lab_diagnosis
 
 ORCHESTRATE = str(Path(sys.executable).parent / "orchestrate")
 
@@ -340,8 +341,14 @@ def _restore(full_lab: FullLab) -> None:
     full_lab.lab = Lab.load(full_lab.lab.root)
     full_lab.simulator.remove_faults()
     for cluster in full_lab.lab.clusters.values():
-        if not cluster.running_components()["kube-apiserver"]:
+        dead = [c for c, alive in cluster.running_components().items() if not alive]
+        if "kube-apiserver" in dead:
             cluster.start_apiserver()
+        elif dead:
+            # No scenario stops these: one that died is a lab failure, said loudly, and the next test gets a lab.
+            print(f"lab: {cluster.name}: {', '.join(dead)} had died; restarting", file=sys.stderr)
+            for component in dead:
+                cluster.start_component(component)
     for site, up in full_lab.simulator.sites().items():
         if not up:
             full_lab.simulator.site_up(site)
@@ -355,7 +362,7 @@ def _restore(full_lab: FullLab) -> None:
     for view in _statuses(full_lab):
         if view["primary"] != "dc1":
             result = full_lab.cli("failover", "--group", view["group"], "--to", "dc1", "--yes", "--json")
-            assert result.code == 0, result.stdout + result.stderr
+            assert result.code == 0, result.stdout + result.stderr + lab_diagnosis(full_lab, view["group"])
     wait_until(lambda: all(v["protected"] for v in _statuses(full_lab)), "every group protected", timeout=120)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import FullLab
+from tests.e2e.diagnosis import lab_diagnosis
 from tests.faults.report import REPORT
 from tests.faults.scenario import FAULTS, LATENCIES, STEPS, run_planned_case
 
@@ -71,11 +72,15 @@ def test_planned_case(
             "status": outcome.status,
         }
     )
-    assert not outcome.wedged, f"the operation did not end within the timeout: {outcome.status}"
+    assert not outcome.wedged, (
+        f"the operation did not end within the timeout: {outcome.status}\n{lab_diagnosis(full_lab, group)}"
+    )
     assert outcome.explained, outcome.status
     assert outcome.outcome in ("succeeded", "failed-compensated", "needs-attention"), outcome.message
     if outcome.outcome == "needs-attention":
-        assert outcome.resumed, f"resume did not finish the job: {outcome.status}"
+        assert outcome.resumed, (
+            f"resume did not finish the job: {outcome.status}\n{outcome.message}\n{lab_diagnosis(full_lab, group)}"
+        )
     assert lost == 0
     assert sampler.max_writable <= 1
     # The sampler fixture also asserts no violation (two Primary replicas, the application on both sites).

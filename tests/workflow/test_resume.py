@@ -3,12 +3,15 @@
 Covers: a planned failover whose post-hook fails for good ends with dc2 Primary and the application there, and a
 resume (a new ``failover/<group>`` run with operation resume) once the hook is fixed runs the post-hooks again and
 reprotects dc1 without resync; resume refuses with two primaries (the old one awaits its fence); resume with
-``fence_pending`` leaves the old side to the fence (no reprotect).
+``fence_pending`` leaves the old side to the fence (no reprotect); an operation records where it leaves the
+Primary (``leaves_primary_on``), and a resume after an undo that failed before the promotion restarts the
+application on the source instead of refusing.
 """
 
 from __future__ import annotations
 
 from adapters.base import Role
+from orchestrate import service
 from tests.workflow.conftest import Scenario, hooks
 from workflows.models import Operation, Outcome, Phase
 
@@ -84,3 +87,49 @@ async def test_resume_with_a_pending_fence_skips_the_reprotect(scenario: Scenari
     assert not any(c.startswith("reprotect") or c.startswith("wait_resync") for c in world.calls)
     assert "stop_workloads:dc1" in world.calls  # the application never runs on both sites
     assert world.sides["dc2"].replicas == 1 and world.sides["dc1"].replicas == 0
+
+
+async def test_resume_after_a_failed_undo_before_the_promotion_restarts_the_source(scenario: Scenario) -> None:
+    world = scenario.world
+    # The quiesce fails and so does its undo (dc1's workloads do not come back): nothing was demoted or promoted.
+    world.fail("wait_volumes_released", cluster="dc1", message="pod postgres-0 still uses data-0")
+    world.fail("wait_workloads_ready", cluster="dc1", message="postgres not ready")
+    first = await scenario.run()
+
+    assert first.outcome is Outcome.NEEDS_ATTENTION, first.message
+    assert "compensation stopped at restart workloads on dc1" in first.message
+    assert first.progress.leaves_primary_on == "dc1"
+    expected = await service.expected_primary(scenario.client, scenario.group, None)
+    assert expected == "dc1"
+
+    world.failures.clear()  # the operator fixed dc1
+    before = len(world.calls)
+    resumed = await scenario.run(operation=Operation.RESUME, expected_primary=expected)
+
+    assert resumed.outcome is Outcome.SUCCEEDED, resumed.message
+    assert (resumed.progress.source, resumed.progress.target) == ("dc2", "dc1")
+    calls = world.calls[before:]
+    assert not any(c.startswith(("promote", "demote")) for c in calls)
+    assert "start_workloads:dc1" in calls and "start_workloads:dc2" not in calls
+    assert world.sides["dc1"].role is Role.PRIMARY and world.sides["dc1"].replicas == 1
+    assert world.sides["dc2"].role is Role.SECONDARY and world.sides["dc2"].replicas == 0
+
+
+async def test_an_operation_records_where_it_leaves_the_primary(scenario: Scenario) -> None:
+    world = scenario.world
+    world.fail("hook-dns", message="dns switch refused")
+    scenario.configure(hooks=hooks(post=("dns",)))
+    promoted = await scenario.run()
+    assert promoted.outcome is Outcome.NEEDS_ATTENTION and promoted.progress.leaves_primary_on == "dc2"
+    assert await service.expected_primary(scenario.client, scenario.group, None) == "dc2"
+
+
+async def test_a_compensation_stopped_after_the_promotion_leaves_the_primary_on_either_side(scenario: Scenario) -> None:
+    world = scenario.world
+    world.fail("wait_promoted", cluster="dc2", message="promotion not confirmed")
+    world.fail("reprotect", cluster="dc2", message="cannot return to Secondary")
+    result = await scenario.run()
+
+    assert result.outcome is Outcome.NEEDS_ATTENTION, result.message
+    assert result.progress.leaves_primary_on is None
+    assert await service.expected_primary(scenario.client, scenario.group, None) is None

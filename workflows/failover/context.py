@@ -67,6 +67,8 @@ class OperationContext:
         """A write was issued: a failure from now on is no longer a plain refusal."""
         self.promote_sent = False
         """The target's promotion was requested: abort is refused from here on."""
+        self.compensating = False
+        """The saga undoes what was done (after a failure, an abort or a cancellation)."""
         self.compensated: list[str] = []
         self.fence_workflow: str | None = None
         self.left_to_do: tuple[str, ...] = ()
@@ -110,7 +112,14 @@ class OperationContext:
             compensated=tuple(self.compensated),
             fence_workflow=self.fence_workflow,
             left_to_do=self.left_to_do,
+            leaves_primary_on=self.leaves_primary_on(),
         )
+
+    def leaves_primary_on(self) -> str | None:
+        """Where the Primary belongs if the operation ends now (what a later ``resume`` expects to find)."""
+        if not self.promote_sent:
+            return self.source
+        return None if self.compensating else self.target
 
     def set_phase(self, phase: Phase, message: str) -> None:
         """Record the phase (search attribute and Web UI details too)."""

@@ -144,6 +144,7 @@ async def compensate(ctx: OperationContext, saga: Saga, failure: BaseException) 
         cause = "the workflow was cancelled"
     else:
         cause = str(failure)
+    ctx.compensating = True
     ctx.set_phase(Phase.COMPENSATING, f"{cause}; undoing {len(saga.undo)} step(s)")
     report: CompensationReport = await saga.compensate()
     ctx.compensated.extend(report.undone)

@@ -36,7 +36,7 @@ async def run_resume(ctx: OperationContext) -> FailoverResult:
     target = primaries[0]
     if expected is not None and target != expected:
         return ctx.refuse(
-            f"resume expected {expected} as the Primary (where the unfinished operation moved the group), but "
+            f"resume expected {expected} as the Primary (where the unfinished operation left the group), but "
             f"observed {seen}; nothing was changed: check `orchestrate status --group {ctx.name}`"
         )
     source = group.peer_of(target)
