@@ -20,11 +20,12 @@ import asyncio
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.lab_session import benchmark_lab
 from orchestrate.service import start_operation
-from workflows.models import FailoverRequest, Operation, Outcome
+from workflows.models import FailoverRequest, Operation, Outcome, StepRecord
 
 LATENCIES = {
     "tick": 0.2,
@@ -51,6 +52,25 @@ def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))
     return ordered[index]
+
+
+def step_timeline(steps: Sequence[StepRecord]) -> str:
+    """Each step's start (seconds after the first one's), duration, and the gap before it.
+
+    A gap is the orchestration's own time between two steps: workflow tasks and activity dispatch.
+    """
+    timed = [s for s in steps if s.started is not None and s.ended is not None]
+    if not timed:
+        return "(no steps)"
+    origin = timed[0].started
+    parts, previous_end = [], origin
+    for step in timed:
+        assert step.started is not None and step.ended is not None and origin is not None
+        gap = (step.started - previous_end).total_seconds()
+        start, duration = (step.started - origin).total_seconds(), (step.ended - step.started).total_seconds()
+        parts.append(f"{step.name}@{start:.2f} {duration:.2f}" + (f" (gap {gap:.3f})" if gap > 0.0005 else ""))
+        previous_end = max(previous_end, step.ended)
+    return ", ".join(parts)
 
 
 async def run(runs: int, group_name: str, root: Path, verbose: bool = False) -> None:
@@ -81,8 +101,7 @@ async def run(runs: int, group_name: str, root: Path, verbose: bool = False) -> 
                 f"{requests[-1]} API requests"
             )
             if verbose:
-                steps = result.progress.steps
-                print("      " + ", ".join(f"{s.name} {s.duration.total_seconds():.2f}" for s in steps if s.duration))
+                print("      " + step_timeline(result.progress.steps))
     print(
         f"\n{runs} planned failovers of {group_name} ({group.backend.value}); injected latencies "
         f"{INJECTED:.2f}s per failover ({', '.join(f'{k}={v}' for k, v in LATENCIES.items())})"
