@@ -59,17 +59,16 @@ def step_timeline(steps: Sequence[StepRecord]) -> str:
 
     A gap is the orchestration's own time between two steps: workflow tasks and activity dispatch.
     """
-    timed = [s for s in steps if s.started is not None and s.ended is not None]
+    timed = [(s.name, s.started, s.ended) for s in steps if s.started is not None and s.ended is not None]
     if not timed:
         return "(no steps)"
-    origin = timed[0].started
-    parts, previous_end = [], origin
-    for step in timed:
-        assert step.started is not None and step.ended is not None and origin is not None
-        gap = (step.started - previous_end).total_seconds()
-        start, duration = (step.started - origin).total_seconds(), (step.ended - step.started).total_seconds()
-        parts.append(f"{step.name}@{start:.2f} {duration:.2f}" + (f" (gap {gap:.3f})" if gap > 0.0005 else ""))
-        previous_end = max(previous_end, step.ended)
+    origin = previous_end = timed[0][1]
+    parts: list[str] = []
+    for name, started, ended in timed:
+        gap = (started - previous_end).total_seconds()
+        start, duration = (started - origin).total_seconds(), (ended - started).total_seconds()
+        parts.append(f"{name}@{start:.2f} {duration:.2f}" + (f" (gap {gap:.3f})" if gap > 0.0005 else ""))
+        previous_end = max(previous_end, ended)
     return ", ".join(parts)
 
 

@@ -22,8 +22,8 @@ VOLUME_ATTACHMENTS = Resource("storage.k8s.io", "v1", "volumeattachments", "Volu
 LOG_LINES = 8
 
 
-def lab_diagnosis(full_lab: FullLab, group: str) -> str:
-    """A few lines on the lab and the group's objects; never raises (a failed read is reported as such)."""
+def lab_diagnosis(full_lab: FullLab, *groups: str) -> str:
+    """A few lines on the lab and the groups' objects; never raises (a failed read is reported as such)."""
     lines = ["--- lab diagnosis ---"]
     lab = full_lab.lab
     for name, cluster in lab.clusters.items():
@@ -31,11 +31,12 @@ def lab_diagnosis(full_lab: FullLab, group: str) -> str:
         lines.append(f"{name}: components not running: {', '.join(dead) or 'none'}")
     worker = full_lab.worker
     lines.append(f"worker process: {'running' if worker is not None and worker.poll() is None else 'not running'}")
-    namespace = full_lab.config.group(group).namespace
     registry = ClusterRegistry(full_lab.config.clusters)
     try:
-        for name in lab.clusters:
-            lines.extend(_cluster_lines(registry, name, namespace))
+        for group in groups:
+            namespace = full_lab.config.group(group).namespace
+            for name in lab.clusters:
+                lines.extend(_cluster_lines(registry, name, namespace))
     finally:
         registry.close()
     if lab.simulator is not None and lab.simulator.log_file.exists():
