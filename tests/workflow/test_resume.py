@@ -98,6 +98,7 @@ async def test_resume_after_a_failed_undo_before_the_promotion_restarts_the_sour
 
     assert first.outcome is Outcome.NEEDS_ATTENTION, first.message
     assert "compensation stopped at restart workloads on dc1" in first.message
+    assert f"orchestrate resume --group {scenario.group}" in first.message
     assert first.progress.leaves_primary_on == "dc1"
     expected = await service.expected_primary(scenario.client, scenario.group, None)
     assert expected == "dc1"

@@ -155,7 +155,8 @@ async def compensate(ctx: OperationContext, saga: Saga, failure: BaseException) 
             Phase.NEEDS_ATTENTION,
             f"{cause}; compensation stopped at {report.failed}; still to undo: {', '.join(ctx.left_to_do)} "
             f"(undone: {', '.join(report.undone) or 'nothing'}); nothing more was changed: check "
-            f"`orchestrate status --group {ctx.name}`",
+            f"`orchestrate status --group {ctx.name}`, fix the cause, then `orchestrate resume --group {ctx.name}` "
+            "starts the application where the one Primary is",
         )
     undone = ", ".join(report.undone) or "nothing to undo"
     phase = Phase.ABORTED if aborted_by else Phase.FAILED_COMPENSATED
