@@ -14,8 +14,12 @@ its cause and listing what was undone; afterwards dc1 is Primary again with the 
 acknowledged write was lost, and ``status --json`` explains the outcome.
 
 And ``orchestrate abort`` during the final-sync wait (stalled, with the lab's long final-sync timeout): the failover
-started in the background exits 4 with phase Aborted, compensated the same way. The invariant sampler runs
-throughout every scenario.
+started in the background exits 4 with phase Aborted, compensated the same way. And an undo that fails: with
+``fail-demote`` on dc1 and dc1's scheduler stopped, the restart of dc1's workloads cannot succeed: the CLI exits 5
+(needs attention, "compensation stopped at restart workloads on dc1", the operation leaves the Primary on dc1);
+once the scheduler is back, ``orchestrate resume`` starts the application on dc1 (not on dc2, where the operation
+was going) and the group is protected again with nothing lost. The invariant sampler runs throughout every
+scenario.
 """
 
 from __future__ import annotations
@@ -193,3 +197,39 @@ def test_abort_during_final_sync_is_compensated(full_lab: FullLab, home: None, s
     again = full_lab.cli("abort", "--group", GROUP, "--json")
     assert again.code == 3, again.stdout + again.stderr
     assert again.json()["error"]["message"].startswith(f"no running operation on {GROUP}"), again.stdout
+
+
+def test_an_undo_that_fails_is_finished_by_resume(full_lab: FullLab, home: None, sampler_for: Any) -> None:
+    dc1 = full_lab.lab.clusters["dc1"]
+    with config_variant(full_lab, GROUP, final_sync=SHORT, demote=SHORT, start=SHORT) as config:
+        lost_before = lost_per_volume(full_lab, GROUP)
+        full_lab.simulator.add_fault(GROUP, "fail-demote", cluster="dc1")
+        # dc1 cannot schedule pods: the quiesce still works (the pod is deleted), the restart of the undo does not.
+        dc1.stop_component("kube-scheduler")
+        full_lab.lab.save()
+        with sampler_for(GROUP):
+            result = _failover(full_lab, config)
+            assert result.code == 5, result.stdout + result.stderr
+            document = result.json()
+            assert document["outcome"] == "needs-attention"
+            message = document["message"]
+            assert "compensation stopped at restart workloads on dc1" in message, message
+            assert f"orchestrate resume --group {GROUP}" in message, message
+            assert document["progress"]["left_to_do"] == ["restart workloads on dc1"]
+            assert document["progress"]["leaves_primary_on"] == "dc1"
+            assert app_pods(full_lab, GROUP) == {"dc1": [], "dc2": []}
+
+            dc1.start_component("kube-scheduler")  # the operator fixes dc1
+            full_lab.lab.save()
+            full_lab.simulator.remove_faults()
+            resumed = full_lab.cli("resume", "--group", GROUP, "--yes", "--json", "--config", str(config))
+            assert resumed.code == 0, resumed.stdout + resumed.stderr
+            assert resumed.json()["progress"]["target"] == "dc1"
+
+            view = wait_for_status(
+                full_lab, GROUP, lambda v: v["primary"] == "dc1" and v["protected"], "dc1 Primary and protected"
+            )
+            assert view["operation"]["outcome"] == "succeeded"
+            pods = app_pods(full_lab, GROUP)
+            assert pods["dc1"] and pods["dc2"] == [], pods
+            assert lost_per_volume(full_lab, GROUP) == lost_before
