@@ -21,6 +21,7 @@ import sys
 import termios
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +33,10 @@ from adapters.base import Role
 from adapters.registry import adapter_for
 from clusters.errors import OrchestratorError
 from clusters.registry import ClusterRegistry
-from clusters.workloads import WorkloadRef, running_pods
+from clusters.workloads import WorkloadRef, read_workload, running_pods
 from orchestrate.config import OrchestratorConfig, load_config
 from sandbox.lab import DEFAULT_DEMO_GROUPS, Lab
-from sandbox.processes import wait_until
+from sandbox.processes import LabProcessError, wait_until
 from sandbox.simulator.client import SimulatorClient
 from tests.e2e.diagnosis import lab_diagnosis
 
@@ -364,6 +365,52 @@ def _restore(full_lab: FullLab) -> None:
             result = full_lab.cli("failover", "--group", view["group"], "--to", "dc1", "--yes", "--json")
             assert result.code == 0, result.stdout + result.stderr + lab_diagnosis(full_lab, view["group"])
     wait_until(lambda: all(v["protected"] for v in _statuses(full_lab)), "every group protected", timeout=120)
+    _ensure_workloads_settle(full_lab)
+
+
+def _workloads_settled(full_lab: FullLab, cluster: str) -> bool:
+    """Every demo group's workloads on ``cluster`` have their desired replicas ready (and no more)."""
+    registry = ClusterRegistry(full_lab.config.clusters)
+    try:
+        api = registry.api(cluster)
+        return all(
+            read_workload(api, group.namespace, WorkloadRef(kind=w.kind, name=w.name)).settled
+            for group in full_lab.config.groups
+            if cluster in group.clusters
+            for w in group.workloads
+        )
+    except OrchestratorError:
+        return False
+    finally:
+        registry.close()
+
+
+def _ensure_workloads_settle(full_lab: FullLab) -> None:
+    """Each cluster's pods follow their workloads; a lab whose pod lifecycle is stuck is restarted, loudly.
+
+    Starting and stopping pods is the lab's job (controller manager, scheduler, kwok), not the orchestrator's: a
+    test must not inherit a cluster on which they stopped working. A restart is a warning in the session's summary,
+    and the lab's state before it goes to stderr (shown with the test if it fails).
+    """
+    for name, cluster in full_lab.lab.clusters.items():
+        try:
+            wait_until(functools.partial(_workloads_settled, full_lab, name), f"{name}: workloads settled", timeout=60)
+            continue
+        except LabProcessError:
+            pass
+        groups = [g.name for g in full_lab.config.groups]
+        said = f"lab: {name}: workloads did not settle in 60 s; restarting its pod lifecycle"
+        print(f"{said}\n{lab_diagnosis(full_lab, *groups)}", file=sys.stderr)
+        warnings.warn(said, stacklevel=1)  # in the session's warnings summary even when every test passes
+        for component in ("kube-controller-manager", "kube-scheduler", "kwok"):
+            cluster.stop_component(component)
+            cluster.start_component(component)
+        full_lab.lab.save()
+        wait_until(
+            functools.partial(_workloads_settled, full_lab, name),
+            f"{name}: workloads settled after a restart",
+            timeout=60,
+        )
 
 
 def _statuses(full_lab: FullLab) -> list[dict[str, Any]]:
