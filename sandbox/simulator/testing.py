@@ -223,6 +223,21 @@ class StatusHistory:
         self._stopping = True
         self._watch.stop()  # type: ignore[no-untyped-call]
 
+    def caught_up(self, timeout: float = 10.0) -> None:
+        """Wait until the recording holds the object's current version.
+
+        A watch event comes a moment after the write that a reader already saw: read the history only after this.
+
+        Raises:
+            AssertionError: the watch did not deliver that version within ``timeout`` seconds.
+        """
+        current = self._api.get(self._resource, self._name, self._namespace)["metadata"]["resourceVersion"]
+        deadline = time.monotonic() + timeout
+        while not any(v.get("metadata", {}).get("resourceVersion") == current for v in list(self.versions)):
+            if self.error is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the watch did not deliver version {current} within {timeout}s ({self.error})")
+            time.sleep(0.02)
+
     def statuses(self) -> list[JsonObject]:
         """The distinct statuses seen, in order."""
         seen: list[JsonObject] = []

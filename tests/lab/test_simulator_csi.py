@@ -129,6 +129,7 @@ def test_planned_demote_runs_the_final_sync_and_loses_nothing(simulator: Simulat
 
         client.remove_faults(namespace, kind="stall-final-sync")
         wait_conditions(dc1, CSI_VGR, namespace, HEALTHY)
+        history.caught_up()
         sequence = history.condition_sets()
     passes = [{k: s.get(k) for k in FIRST_PASS} for s in sequence]
     assert passes.index(FIRST_PASS) < passes.index(SYNCING) < passes.index(HEALTHY), sequence
@@ -150,6 +151,7 @@ def test_fail_demote_twice_then_succeed(simulator: SimulatorService, namespace: 
     with StatusHistory(dc1, CSI_VGR, "pg", namespace) as history:
         set_spec(dc1, CSI_VGR, "pg", {"replicationState": "secondary"}, namespace)
         wait_conditions(dc1, CSI_VGR, namespace, HEALTHY)
+        history.caught_up()
     failures = [s for s in history.versions if observed(s) and condition(s, "Completed")["status"] == "False"]
     assert failures, "the failed attempts were reported"
     first = failures[0]

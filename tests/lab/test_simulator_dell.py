@@ -99,6 +99,7 @@ def test_failover_remote_then_reprotect(simulator: SimulatorService, namespace: 
                 "status.lastAction.condition": "Action FAILOVER_REMOTE succeeded",
             },
         )
+        history.caught_up()
     states = [s.get("state") for s in history.statuses()]
     assert states.index("FAILOVER_REMOTE_IN_PROGRESS") < len(states) - 1 and states[-1] == "Ready", states
     assert done["status"]["conditions"][0]["condition"] == "Action FAILOVER_REMOTE succeeded"
@@ -128,6 +129,7 @@ def test_retryable_error_stays_in_progress_then_succeeds(simulator: SimulatorSer
     with StatusHistory(dc1, DELL_RG, rg) as history:
         request(dc1, rg, "FAILOVER_REMOTE")
         wait_status(dc1, rg, "done", {"spec.action": "", "status.state": "Ready"})
+        history.caught_up()
     retrying = [s for s in history.statuses() if nested(s, "lastAction", "errorMessage")]
     assert retrying, "the failed attempts were reported"
     assert retrying[0]["state"] == "FAILOVER_REMOTE_IN_PROGRESS", "retrying, not failed"

@@ -68,6 +68,7 @@ def test_promoted_and_established_mirrors(simulator: SimulatorService, namespace
     with StatusHistory(dc2, TMR, "data", namespace) as history:
         dc2.create(TMR, tmr("data", "data", "established", remote_handle=source["localVolumeHandle"]), namespace)
         destination = wait_mirror(dc2, namespace, "established")
+        history.caught_up()
     states = [(nested(s, "conditions", default=[{}]) or [{}])[0].get("state") for s in history.statuses()]
     assert states[-2:] == ["establishing", "established"]
     assert destination["remoteVolumeHandle"] == source["localVolumeHandle"]
