@@ -13,7 +13,6 @@ import json
 import os
 import pty
 import select
-import shutil
 import signal
 import struct
 import subprocess
@@ -38,7 +37,7 @@ from orchestrate.config import OrchestratorConfig, load_config
 from sandbox.lab import DEFAULT_DEMO_GROUPS, Lab
 from sandbox.processes import LabProcessError, wait_until
 from sandbox.simulator.client import SimulatorClient
-from tests.e2e.diagnosis import lab_diagnosis
+from tests.e2e.diagnosis import keep_logs, lab_diagnosis
 
 ORCHESTRATE = str(Path(sys.executable).parent / "orchestrate")
 
@@ -164,15 +163,9 @@ def running_full_lab(root: Path, demo_groups: int = DEFAULT_DEMO_GROUPS) -> Iter
             os.killpg(full.worker.pid, signal.SIGTERM)
             full.worker.wait(timeout=30)
     finally:
-        # The logs stay beside the lab (in pytest's temporary folder) for whoever reads a failure.
-        shutil.copytree(root, root.with_name(root.name + "-logs"), ignore=_not_logs, dirs_exist_ok=True)
+        keep_logs(root)  # for whoever reads a failure
         # Reload: CLI calls may have restarted processes under new pids.
         (Lab.load(root) if (root / "state.json").exists() else lab).down(purge=True)
-
-
-def _not_logs(folder: str, names: list[str]) -> list[str]:
-    """For copytree: everything in ``folder`` but logs and the folders that may hold them."""
-    return [n for n in names if not n.endswith(".log") and not (Path(folder) / n).is_dir()]
 
 
 @pytest.fixture(scope="package")

@@ -7,7 +7,9 @@ its volumes, and the simulator's last warnings.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clusters.api import Resource
@@ -82,3 +84,12 @@ def _last_warnings(text: str) -> Iterable[str]:
     levels = (" WARNING ", " ERROR ")
     wanted = [line for line in text.splitlines() if any(lv in line for lv in levels) and "urllib3" not in line]
     return wanted[-LOG_LINES:] or ["(none)"]
+
+
+def keep_logs(root: Path) -> None:
+    """Copy a lab's logs beside it (``<root>-logs``, in pytest's temporary folder) before the lab is purged."""
+
+    def not_logs(folder: str, names: list[str]) -> list[str]:
+        return [n for n in names if not n.endswith(".log") and not (Path(folder) / n).is_dir()]
+
+    shutil.copytree(root, root.with_name(root.name + "-logs"), ignore=not_logs, dirs_exist_ok=True)

@@ -18,6 +18,7 @@ from sandbox.cluster import LabCluster
 from sandbox.lab import Lab
 from sandbox.simulator.config import SimulatorConfig
 from sandbox.simulator.server import SimulatorService
+from tests.e2e.diagnosis import keep_logs
 
 
 @pytest.fixture(scope="package")
@@ -29,6 +30,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         lab.up()
         yield lab
     finally:
+        with contextlib.suppress(OSError):
+            keep_logs(root)  # the control planes' logs outlive the lab, for whoever reads a failure
         lab.down(purge=True)
 
 
