@@ -12,15 +12,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clusters.api import Resource
+from clusters.api import PODS, PVCS, VOLUME_ATTACHMENTS
 from clusters.registry import ClusterRegistry
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import FullLab
 
-PODS = Resource("", "v1", "pods", "Pod")
-PVCS = Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
-VOLUME_ATTACHMENTS = Resource("storage.k8s.io", "v1", "volumeattachments", "VolumeAttachment")
 LOG_LINES = 8
 
 
