@@ -30,10 +30,12 @@ import pytest
 
 from adapters.base import Role
 from adapters.registry import adapter_for
+from clusters.api import ClusterApi
 from clusters.errors import OrchestratorError
 from clusters.registry import ClusterRegistry
 from clusters.workloads import WorkloadRef, read_workload, running_pods
 from orchestrate.config import OrchestratorConfig, load_config
+from sandbox.cluster import LabCluster
 from sandbox.lab import DEFAULT_DEMO_GROUPS, Lab
 from sandbox.processes import LabProcessError, wait_until
 from sandbox.simulator.client import SimulatorClient
@@ -361,21 +363,17 @@ def _restore(full_lab: FullLab) -> None:
     _ensure_workloads_settle(full_lab)
 
 
-def _workloads_settled(full_lab: FullLab, cluster: str) -> bool:
-    """Every demo group's workloads on ``cluster`` have their desired replicas ready (and no more)."""
-    registry = ClusterRegistry(full_lab.config.clusters)
+def _workloads_settled(full_lab: FullLab, api: ClusterApi) -> bool:
+    """Every demo group's workloads on ``api``'s cluster have their desired replicas ready (and no more)."""
     try:
-        api = registry.api(cluster)
         return all(
             read_workload(api, group.namespace, WorkloadRef(kind=w.kind, name=w.name)).settled
             for group in full_lab.config.groups
-            if cluster in group.clusters
+            if api.cluster in group.clusters
             for w in group.workloads
         )
     except OrchestratorError:
         return False
-    finally:
-        registry.close()
 
 
 def _ensure_workloads_settle(full_lab: FullLab) -> None:
@@ -385,25 +383,30 @@ def _ensure_workloads_settle(full_lab: FullLab) -> None:
     test must not inherit a cluster on which they stopped working. A restart is a warning in the session's summary,
     and the lab's state before it goes to stderr (shown with the test if it fails).
     """
-    for name, cluster in full_lab.lab.clusters.items():
-        try:
-            wait_until(functools.partial(_workloads_settled, full_lab, name), f"{name}: workloads settled", timeout=60)
-            continue
-        except LabProcessError:
-            pass
-        groups = [g.name for g in full_lab.config.groups]
-        said = f"lab: {name}: workloads did not settle in 60 s; restarting its pod lifecycle"
-        print(f"{said}\n{lab_diagnosis(full_lab, *groups)}", file=sys.stderr)
-        warnings.warn(said, stacklevel=1)  # in the session's warnings summary even when every test passes
-        for component in ("kube-controller-manager", "kube-scheduler", "kwok"):
-            cluster.stop_component(component)
-            cluster.start_component(component)
-        full_lab.lab.save()
-        wait_until(
-            functools.partial(_workloads_settled, full_lab, name),
-            f"{name}: workloads settled after a restart",
-            timeout=60,
-        )
+    registry = ClusterRegistry(full_lab.config.clusters)
+    try:
+        for name, cluster in full_lab.lab.clusters.items():
+            _settle_or_restart(full_lab, name, cluster, registry.api(name))
+    finally:
+        registry.close()
+
+
+def _settle_or_restart(full_lab: FullLab, name: str, cluster: LabCluster, api: ClusterApi) -> None:
+    settled = functools.partial(_workloads_settled, full_lab, api)
+    try:
+        wait_until(settled, f"{name}: workloads settled", timeout=60)
+        return
+    except LabProcessError:
+        pass
+    groups = [g.name for g in full_lab.config.groups]
+    said = f"lab: {name}: workloads did not settle in 60 s; restarting its pod lifecycle"
+    print(f"{said}\n{lab_diagnosis(full_lab, *groups)}", file=sys.stderr)
+    warnings.warn(said, stacklevel=1)  # in the session's warnings summary even when every test passes
+    for component in ("kube-controller-manager", "kube-scheduler", "kwok"):
+        cluster.stop_component(component)
+        cluster.start_component(component)
+    full_lab.lab.save()
+    wait_until(settled, f"{name}: workloads settled after a restart", timeout=60)
 
 
 def _statuses(full_lab: FullLab) -> list[dict[str, Any]]:
