@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,16 +19,52 @@ class LabProcessError(RuntimeError):
     """A lab process failed to start or to become ready; the message points at its log file."""
 
 
+_EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST_LAB_PORT = 10000
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for the local ends of outgoing connections (Linux's default when unreadable)."""
+    try:
+        low, high = (int(part) for part in _EPHEMERAL_RANGE_FILE.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
+def _lab_port_candidates() -> range:
+    """Ports the kernel never gives an outgoing connection: below its ephemeral range, else above it."""
+    low, high = _ephemeral_range()
+    if low - _LOWEST_LAB_PORT >= 1000:
+        return range(_LOWEST_LAB_PORT, low)
+    return range(high + 1, 65536)
+
+
 def free_port(taken: set[int] | None = None) -> int:
-    """A loopback TCP port that nothing listens on now (and not already handed out in ``taken``)."""
+    """A loopback TCP port that nothing listens on now, for a lab process to listen on soon.
+
+    The port lies outside the kernel's ephemeral range: a lab process binds its port seconds after it was picked,
+    and a port from that range can meanwhile become the local end of one of the lab's many loopback connections
+    (CI saw Temporal's UI port taken so). No port is handed out twice by this process, nor twice into ``taken``.
+    """
     taken = taken if taken is not None else set()
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port not in taken:
+    candidates = _lab_port_candidates()
+    with _handed_out_lock:
+        while True:
+            port = random.choice(candidates) if len(candidates) > 0 else _kernel_chosen_port()
+            if port in taken or port in _handed_out or not port_is_free(port):
+                continue
             taken.add(port)
+            _handed_out.add(port)
             return port
+
+
+def _kernel_chosen_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def port_is_free(port: int) -> bool:
