@@ -222,6 +222,23 @@ def ensure_kwok_stages(target: Path, version: str = KWOK_VERSION) -> Path:
     return target
 
 
+LAB_KWOK_STAGES = Path(__file__).parent / "kwok"
+"""The lab's own kwok stages (``*.yaml``), for kubelet behaviour kwok's shipped stages lack."""
+
+
+def lab_kwok_stages(upstream: Path, target: Path) -> Path:
+    """Write ``target``: kwok's shipped stages from ``upstream`` followed by the lab's own (rewritten when changed)."""
+    documents = [upstream.read_text().strip()]
+    documents += [stage.read_text().strip() for stage in sorted(LAB_KWOK_STAGES.glob("*.yaml"))]
+    text = "\n---\n".join(documents) + "\n"
+    if not target.is_file() or target.read_text() != text:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+        partial.write_text(text)
+        partial.replace(target)
+    return target
+
+
 def ensure_binaries(
     bin_dir: Path | None = None,
     version: str = KUBERNETES_VERSION,
@@ -262,7 +279,7 @@ def ensure_binaries(
         kube_scheduler=paths["kube-scheduler"],
         kwok=paths["kwok"],
         etcd=paths["etcd"],
-        kwok_stages=ensure_kwok_stages(target / "kwok-stages.yaml"),
+        kwok_stages=lab_kwok_stages(ensure_kwok_stages(target / "kwok-stages.yaml"), target / "kwok-stages-lab.yaml"),
     )
 
 

@@ -244,14 +244,19 @@ class LabCluster:
         self.stop_component("kube-apiserver", graceful=False)
 
     def start_apiserver(self) -> None:
-        """Bring a stopped apiserver back, and restart the components that talk to it.
+        """Bring a stopped apiserver back, with fresh controller manager, scheduler and kwok processes.
 
-        The controller manager, scheduler and kwok would reconnect on their own, but client-go's watch backoff
-        makes them lag for up to a minute after an outage; a restarted site restarts them too.
+        They are stopped before the apiserver starts, and kwok starts before the controller manager. The old
+        controller manager would otherwise act first on what it saw before the outage: it found the node's last
+        heartbeat older than its grace period and marked the node and its pods not ready, moments before kwok
+        could heartbeat. A restart also spares them client-go's watch backoff, which lags them for up to a
+        minute after an outage.
         """
-        self.start_component("kube-apiserver")
-        for component in ("kube-controller-manager", "kube-scheduler", "kwok"):
+        restarted = ("kwok", "kube-scheduler", "kube-controller-manager")
+        for component in restarted:
             self.stop_component(component)
+        self.start_component("kube-apiserver")
+        for component in restarted:
             self.start_component(component)
 
     def running_components(self) -> dict[str, bool]:

@@ -1,6 +1,7 @@
 """Lab tier: the real control planes behave as the orchestrator relies on.
 
-Covers workload controllers with kwok (a StatefulSet with three volume claim templates scales 0 -> 1 -> 0),
+Covers workload controllers with kwok (a StatefulSet with three volume claim templates scales 0 -> 1 -> 0; a pod
+marked not ready by the controller manager becomes ready again, as a kubelet makes it),
 the status subresource and generation, optimistic concurrency (409 on a stale resourceVersion) and the
 independence of the two clusters.
 """
@@ -82,6 +83,32 @@ def test_statefulset_with_three_volumes_scales_up_and_down(dc1_client: Any, name
         "statefulset ready_replicas back to 0",
         timeout=30,
     )
+
+
+def test_a_pod_marked_not_ready_by_the_controller_manager_becomes_ready_again(dc1_client: Any, namespace: str) -> None:
+    """What a kubelet does after its node was marked not ready, which kwok's shipped stages do not (sandbox/kwok)."""
+    apps = client.AppsV1Api(dc1_client)
+    core = client.CoreV1Api(dc1_client)
+    apps.create_namespaced_stateful_set(namespace, statefulset("postgres", 1))
+
+    def ready_replicas() -> int:
+        return apps.read_namespaced_stateful_set("postgres", namespace).status.ready_replicas or 0
+
+    wait_until(lambda: ready_replicas() == 1, "statefulset ready_replicas == 1", timeout=90)
+    # What the node lifecycle controller's MarkPodsNotReady writes ("Node is not ready").
+    not_ready = {"type": "Ready", "status": "False", "reason": "NodeNotReady", "lastTransitionTime": None}
+    marked = core.patch_namespaced_pod_status("postgres-0", namespace, {"status": {"conditions": [not_ready]}})
+    assert next(c for c in marked.status.conditions if c.type == "Ready").status == "False"
+
+    def pod_ready_again() -> bool:
+        pod = core.read_namespaced_pod("postgres-0", namespace)
+        ready = next(c for c in pod.status.conditions if c.type == "Ready")
+        return bool(ready.status == "True" and ready.reason != "NodeNotReady")
+
+    wait_until(pod_ready_again, "postgres-0 Ready again", timeout=30)
+    wait_until(lambda: ready_replicas() == 1, "statefulset ready", timeout=30)
+    pod = core.read_namespaced_pod("postgres-0", namespace)
+    assert pod.status.phase == "Running"
 
 
 def vgr(name: str, state: str = "primary") -> dict[str, Any]:
