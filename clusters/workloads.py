@@ -73,10 +73,14 @@ class VolumesInUse(_Frozen):
     Attributes:
         pods: ``pod -> PVCs it references`` for pods that are not finished.
         attachments: VolumeAttachment names of the group's PVs.
+        stalled: ``pod -> why it may not go away by itself``, for the pods whose state an operator should know
+            when a wait for released volumes does not end: not being deleted (no controller has condemned it, or
+            something else runs it), or deleted but not finished and not ready (its node may be down).
     """
 
     pods: dict[str, tuple[str, ...]]
     attachments: tuple[str, ...]
+    stalled: dict[str, str] = {}
 
     @property
     def idle(self) -> bool:
@@ -89,7 +93,10 @@ class VolumesInUse(_Frozen):
             return "no pod uses the volumes and no VolumeAttachment remains"
         parts = []
         if self.pods:
-            parts.append(f"{len(self.pods)} pod(s) still use the volumes ({', '.join(sorted(self.pods))})")
+            names = ", ".join(
+                f"{pod} [{self.stalled[pod]}]" if pod in self.stalled else pod for pod in sorted(self.pods)
+            )
+            parts.append(f"{len(self.pods)} pod(s) still use the volumes ({names})")
         if self.attachments:
             parts.append(f"{len(self.attachments)} VolumeAttachment(s) remain ({', '.join(self.attachments)})")
         return "; ".join(parts)
@@ -237,12 +244,16 @@ def volumes_in_use(
     """
     wanted = set(pvc_names)
     pods: dict[str, tuple[str, ...]] = {}
+    stalled: dict[str, str] = {}
     for pod in api.list(PODS, namespace):
         if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
             continue
         claims = _pod_claims(pod) & wanted
         if claims:
             pods[pod["metadata"]["name"]] = tuple(sorted(claims))
+            why = _stalled_because(pod)
+            if why:
+                stalled[pod["metadata"]["name"]] = why
     if volume_names is None:
         volume_names = bound_volumes(api, namespace, pvc_names)
     attachments = tuple(
@@ -252,7 +263,20 @@ def volumes_in_use(
             if attachment.get("spec", {}).get("source", {}).get("persistentVolumeName") in volume_names
         )
     )
-    return VolumesInUse(pods=pods, attachments=attachments)
+    return VolumesInUse(pods=pods, attachments=attachments, stalled=stalled)
+
+
+def _stalled_because(pod: JsonObject) -> str:
+    """Why a pod that uses the volumes may stay: not being deleted, or deleted on a node that does not finish it."""
+    ready = any(
+        condition.get("type") == "Ready" and condition.get("status") == "True"
+        for condition in pod.get("status", {}).get("conditions", []) or []
+    )
+    if not pod.get("metadata", {}).get("deletionTimestamp"):
+        return "not being deleted" + ("" if ready else ", not ready")
+    if not ready:
+        return "deleted, not finished, not ready (is its node down?)"
+    return ""
 
 
 def bound_volumes(api: ClusterApi, namespace: str, pvc_names: Sequence[str]) -> set[str]:

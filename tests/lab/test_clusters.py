@@ -112,6 +112,8 @@ def test_scale_is_idempotent_and_volumes_in_use_follow_the_pods(registry: Cluste
     in_use = volumes_in_use(api, namespace, pvcs)
     assert not in_use.idle
     assert in_use.pods == {"postgres-0": ("config-postgres-0", "data-postgres-0", "wal-postgres-0")}
+    # Running and not condemned: what a quiesce that does not end reports about it.
+    assert in_use.stalled == {"postgres-0": "not being deleted"}
 
     # A VolumeAttachment of one of the PVs keeps the volumes busy after the pod is gone.
     pv = api.get(PVCS, "data-postgres-0", namespace)["spec"]["volumeName"]
