@@ -193,12 +193,25 @@ class SiteActivities:
             result.cancel()
 
 
+MONITOR_ANSWER_TIMEOUT = timedelta(seconds=10)
+_NO_MONITOR = (
+    RPCStatusCode.NOT_FOUND,
+    RPCStatusCode.FAILED_PRECONDITION,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.CANCELLED,
+)
+
+
 async def monitor_state(client: Client, group: str) -> MonitorState | None:
-    """What the group's monitor saw last, or ``None`` when no monitor runs."""
+    """What the group's monitor saw last, or ``None`` when no monitor runs or it does not answer in time.
+
+    Bounded: a query waits for a worker, and an operation must not wait for a monitor (without its answer the
+    data-loss window is reported as unknown).
+    """
     handle = client.get_workflow_handle_for(GroupMonitorWorkflow.run, monitor_id(group))
     try:
-        return await handle.query(GroupMonitorWorkflow.seen)
+        return await handle.query(GroupMonitorWorkflow.seen, rpc_timeout=MONITOR_ANSWER_TIMEOUT)
     except RPCError as error:
-        if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+        if error.status in _NO_MONITOR:
             return None
         raise

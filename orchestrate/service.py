@@ -22,6 +22,7 @@ from adapters.registry import adapter_for
 from clusters.errors import ClusterUnreachableError, OrchestratorError
 from clusters.registry import ClusterRegistry
 from orchestrate.config import OrchestratorConfig
+from orchestrate.queries import ANSWER_TIMEOUT, NoAnswerError, ask, describe
 from workflows import visibility
 from workflows.failover import GroupFailoverWorkflow, GroupFenceWorkflow, fence_id, operation_id
 from workflows.groups import GroupConfig
@@ -40,15 +41,18 @@ def workflow_id(group: str) -> str:
 class GroupBusyError(Exception):
     """Another operation runs on the group."""
 
-    def __init__(self, group: str, progress: Progress | None) -> None:
+    def __init__(self, group: str, progress: Progress | NoAnswerError | None) -> None:
         self.group = group
-        self.progress = progress
-        running = (
-            f"a {progress.operation.value} operation ({progress.source} -> {progress.target}) in phase "
-            f"{progress.phase.value}: {progress.message}"
-            if progress
-            else "another operation"
-        )
+        self.progress = progress if isinstance(progress, Progress) else None
+        if isinstance(progress, Progress):
+            running = (
+                f"a {progress.operation.value} operation ({progress.source} -> {progress.target}) in phase "
+                f"{progress.phase.value}: {progress.message}"
+            )
+        elif progress is not None:
+            running = f"another operation, which did not say what it does ({progress})"
+        else:
+            running = "another operation"
         super().__init__(
             f"group {group} is busy: {running}; follow it with `orchestrate status --group {group}` "
             f"or stop it with `orchestrate abort --group {group}`"
@@ -88,6 +92,8 @@ async def start_operation(
     Raises:
         GroupBusyError: without ``join_running``, when an operation already runs on the group.
         FencePendingError: the group's old primary still waits for its fence (a resume is let through).
+        NoAnswerError: the group's fence runs but did not say whether the old primary is fenced (nothing starts
+            before it does).
     """
     group = config.group(request.group)
     fence = await fence_state(client, group.name)
@@ -138,7 +144,11 @@ async def start_operation(
     except RPCError as error:
         if error.status is not RPCStatusCode.ALREADY_EXISTS:
             raise
-    raise GroupBusyError(group.name, await running_progress(client, group.name))
+    try:
+        running: Progress | NoAnswerError | None = await running_progress(client, group.name)
+    except NoAnswerError as silent:
+        running = silent
+    raise GroupBusyError(group.name, running)
 
 
 async def expected_primary(client: Client, group: str, fence: FenceState | None) -> str | None:
@@ -162,26 +172,21 @@ async def expected_primary(client: Client, group: str, fence: FenceState | None)
     return progress.target
 
 
-async def _describe(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionDescription | None:
-    """The workflow's description, or ``None`` when no workflow of that id ever ran."""
-    try:
-        return await handle.describe()
-    except RPCError as error:
-        if error.status is RPCStatusCode.NOT_FOUND:
-            return None
-        raise
-
-
 async def fence_state(client: Client, group: str) -> FenceState | None:
-    """The group's fence: its state while it runs, its result once done; ``None`` when it never ran."""
-    handle = client.get_workflow_handle_for(GroupFenceWorkflow.run, fence_id(group))
-    description = await _describe(handle)
+    """The group's fence: its state while it runs, its result once done; ``None`` when it never ran.
+
+    Raises:
+        NoAnswerError: the fence runs and its worker did not answer in time.
+    """
+    description = await describe(client.get_workflow_handle(fence_id(group)))
     if description is None:
         return None
+    # The described run, not the id's newest: a fence started meanwhile is not waited for.
+    run = client.get_workflow_handle_for(GroupFenceWorkflow.run, description.id, run_id=description.run_id)
     if description.status is WorkflowExecutionStatus.RUNNING:
-        return await handle.query(GroupFenceWorkflow.state)
+        return await ask(run, GroupFenceWorkflow.state)
     if description.status is WorkflowExecutionStatus.COMPLETED:
-        return await handle.result()
+        return await run.result(follow_runs=False, rpc_timeout=ANSWER_TIMEOUT)
     return None
 
 
@@ -199,31 +204,54 @@ async def ensure_monitors(client: Client, config: OrchestratorConfig) -> None:
 
 
 async def running_progress(client: Client, group: str) -> Progress | None:
-    """The progress of the group's running operation, or ``None`` when none runs."""
+    """The progress of the group's running operation, or ``None`` when none runs.
+
+    Raises:
+        NoAnswerError: the operation runs and its worker did not answer in time.
+    """
     handle = client.get_workflow_handle_for(GroupFailoverWorkflow.run, workflow_id(group))
-    description = await _describe(handle)
+    description = await describe(handle)
     if description is None or description.status is not WorkflowExecutionStatus.RUNNING:
         return None
-    return await handle.query(GroupFailoverWorkflow.progress)
+    return await ask(handle, GroupFailoverWorkflow.progress)
 
 
 async def last_operation(client: Client, group: str) -> tuple[WorkflowExecutionDescription, Any] | None:
-    """The group's newest operation (running or not) and its result or failure text."""
-    handle = client.get_workflow_handle_for(GroupFailoverWorkflow.run, workflow_id(group))
-    description = await _describe(handle)
+    """The group's newest operation (running or not) and its result or failure text.
+
+    Raises:
+        NoAnswerError: the operation runs and its worker did not answer in time.
+    """
+    description = await describe(client.get_workflow_handle(workflow_id(group)))
     if description is None:
         return None
+    return description, await operation_state(client, description)
+
+
+async def operation_state(client: Client, description: WorkflowExecutionDescription) -> Any:
+    """What the described run of a group operation says (progress, result, or how it ended).
+
+    Its progress while it runs, its result once completed, its status name otherwise. Always the described run,
+    never a newer run of the same id: an operation started between the describe and this call (a completed run's
+    id is free again) would make "the result" wait for that new run to end.
+
+    Raises:
+        NoAnswerError: the run is running and its worker did not answer in time.
+    """
+    run = client.get_workflow_handle_for(GroupFailoverWorkflow.run, description.id, run_id=description.run_id)
     if description.status is WorkflowExecutionStatus.COMPLETED:
-        return description, await handle.result()
+        return await run.result(follow_runs=False, rpc_timeout=ANSWER_TIMEOUT)
     if description.status is WorkflowExecutionStatus.RUNNING:
-        return description, await handle.query(GroupFailoverWorkflow.progress)
-    return description, (description.status.name if description.status else "unknown")
+        return await ask(run, GroupFailoverWorkflow.progress)
+    return description.status.name if description.status else "unknown"
 
 
 async def pending_activity_details(handle: WorkflowHandle[Any, Any]) -> list[str]:
     """The latest heartbeat details of the workflow's running activities (what a wait is waiting for)."""
-    description = await handle.describe()
+    description = await describe(handle)
     details: list[str] = []
+    if description is None:
+        return details
     converter = handle._client.data_converter
     for pending in description.raw_description.pending_activities:
         if pending.heartbeat_details.payloads:

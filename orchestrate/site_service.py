@@ -15,6 +15,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrate.config import OrchestratorConfig
+from orchestrate.queries import NoAnswerError, ask
 from orchestrate.service import EXECUTION_TIMEOUT
 from workflows import visibility
 from workflows.failover import GroupFailoverWorkflow, operation_id
@@ -35,10 +36,12 @@ SiteHandle = WorkflowHandle[SiteFailoverWorkflow, SiteFailoverResult]
 class SiteBusyError(Exception):
     """A site failover already runs for the site."""
 
-    def __init__(self, site: str, progress: SiteProgress | None) -> None:
+    def __init__(self, site: str, progress: SiteProgress | NoAnswerError | None) -> None:
         self.site = site
-        self.progress = progress
-        running = f" ({progress.message})" if progress else ""
+        self.progress = progress if isinstance(progress, SiteProgress) else None
+        running = f" ({progress.message})" if isinstance(progress, SiteProgress) else ""
+        if isinstance(progress, NoAnswerError):
+            running = f" (it did not say what it does: {progress})"
         super().__init__(
             f"a site failover of {site} is already running{running}; follow it with "
             f"`orchestrate status --site {site}` or stop it with `orchestrate abort --site {site}`"
@@ -85,14 +88,22 @@ async def start_site_operation(client: Client, config: OrchestratorConfig, reque
     except RPCError as error:
         if error.status is not RPCStatusCode.ALREADY_EXISTS:
             raise
-    raise SiteBusyError(request.site, await running_site_progress(client, request.site))
+    try:
+        running: SiteProgress | NoAnswerError | None = await running_site_progress(client, request.site)
+    except NoAnswerError as silent:
+        running = silent
+    raise SiteBusyError(request.site, running)
 
 
 async def running_site_progress(client: Client, site: str) -> SiteProgress | None:
-    """The progress of the site's running failover, or ``None`` when none runs."""
+    """The progress of the site's running failover, or ``None`` when none runs.
+
+    Raises:
+        NoAnswerError: the site failover runs and its worker did not answer in time.
+    """
     handle = client.get_workflow_handle_for(SiteFailoverWorkflow.run, site_operation_id(site))
     try:
-        progress = await handle.query(SiteFailoverWorkflow.progress)
+        progress = await ask(handle, SiteFailoverWorkflow.progress)
     except RPCError as error:
         if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
             return None
@@ -131,6 +142,7 @@ async def approve_site(client: Client, site: str, requester: str, only: str | No
 
     Raises:
         NoSiteOperationError: no site failover runs for the site.
+        NoAnswerError: it runs but did not say which groups wait (nothing is approved).
     """
     progress = await running_site_progress(client, site)
     if progress is None:

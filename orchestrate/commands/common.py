@@ -14,6 +14,7 @@ from temporalio.client import Client, WorkflowFailureError
 from orchestrate.config import ConfigError, OrchestratorConfig, UnknownGroupError, load_config
 from orchestrate.exit_codes import OUTCOME_EXIT, ExitCode
 from orchestrate.output import console, emit_json, fail
+from orchestrate.queries import NoAnswerError
 from orchestrate.temporal_client import connect
 from workflows.groups import GroupConfig
 from workflows.models import FailoverResult
@@ -140,3 +141,26 @@ async def follow_to_the_end(
     else:
         render(result)
     return code
+
+
+class SilenceNotice:
+    """Says once that a followed workflow stopped answering its progress query, and once that it answers again.
+
+    The live views go on waiting for the result meanwhile: a silent worker is worth a line, not an exit.
+    """
+
+    def __init__(self, *, quiet: bool) -> None:
+        self.quiet = quiet
+        self.silent = False
+
+    def no_answer(self, error: NoAnswerError) -> None:
+        """The query met its deadline."""
+        if not self.silent and not self.quiet:
+            console.print(f"[yellow]   no progress: {error}; still waiting for the result[/]")
+        self.silent = True
+
+    def answered(self) -> None:
+        """The query was answered."""
+        if self.silent and not self.quiet:
+            console.print("   the workflow answers again")
+        self.silent = False

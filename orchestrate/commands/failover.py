@@ -14,6 +14,7 @@ from orchestrate.commands.common import (
     GroupOption,
     JsonOption,
     OptionalGroupOption,
+    SilenceNotice,
     client_or_exit,
     config_or_exit,
     confirm_or_exit,
@@ -25,6 +26,7 @@ from orchestrate.commands.common import (
 from orchestrate.commands.site import fail_over_site
 from orchestrate.exit_codes import ExitCode
 from orchestrate.output import console, fail
+from orchestrate.queries import NoAnswerError, ask
 from orchestrate.service import (
     FencePendingError,
     GroupBusyError,
@@ -167,6 +169,14 @@ async def _start_and_follow(config: Any, request: FailoverRequest, *, detach: bo
         handle = await start_operation(client, config, request)
     except (GroupBusyError, FencePendingError) as busy:
         fail(str(busy), ExitCode.REFUSED, as_json=as_json)
+    except NoAnswerError as silent:  # the fence runs but would not say whether the old primary is fenced
+        fail(
+            f"group {request.group} is not safe to move until its fence says whether its old primary is fenced: "
+            f"{silent}",
+            ExitCode.REFUSED,
+            as_json=as_json,
+            hint=f"start the worker, then `orchestrate status --group {request.group}` shows the fence",
+        )
     status_command = f"orchestrate status --group {request.group}"
     if detach:
         return report_detached(handle.id, handle.result_run_id, status_command, as_json=as_json)
@@ -189,12 +199,17 @@ async def _start_and_follow(config: Any, request: FailoverRequest, *, detach: bo
 async def _follow(handle: WorkflowHandle[GroupFailoverWorkflow, FailoverResult], *, quiet: bool) -> FailoverResult:
     """Print progress as it changes until the workflow ends."""
     view = ProgressPrinter(quiet=quiet)
+    notice = SilenceNotice(quiet=quiet)
     result_task = asyncio.ensure_future(handle.result())
     while not result_task.done():
         try:
-            progress = await handle.query(GroupFailoverWorkflow.progress)
+            progress = await ask(handle, GroupFailoverWorkflow.progress)
             details = await pending_activity_details(handle)
-        except Exception:
+            notice.answered()
+        except NoAnswerError as silent:
+            notice.no_answer(silent)
+            progress, details = None, []
+        except Exception:  # Temporal itself unreachable for a moment: the result wait says if it lasts
             progress, details = None, []
         if progress is not None:
             view.update(progress, details)

@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrate.commands.common import (
+    SilenceNotice,
     client_or_exit,
     config_or_exit,
     confirm_or_exit,
@@ -28,6 +29,7 @@ from orchestrate.commands.common import (
 from orchestrate.config import OrchestratorConfig
 from orchestrate.exit_codes import ExitCode
 from orchestrate.output import console, emit_json, fail
+from orchestrate.queries import NoAnswerError, ask
 from orchestrate.site_service import (
     NoSiteOperationError,
     SiteBusyError,
@@ -117,14 +119,19 @@ async def follow_site(handle: SiteHandle, *, quiet: bool) -> SiteFailoverResult:
     result_task = asyncio.ensure_future(handle.result())
     live = Live(console=console, auto_refresh=False) if console.is_terminal and not quiet else None
     printer = SiteChangePrinter(quiet=quiet or live is not None)
+    notice = SilenceNotice(quiet=quiet)
     try:
         if live is not None:
             live.start()
         while not result_task.done():
+            progress: SiteProgress | None = None
             try:
-                progress: SiteProgress | None = await handle.query(SiteFailoverWorkflow.progress)
-            except Exception:
-                progress = None
+                progress = await ask(handle, SiteFailoverWorkflow.progress)
+                notice.answered()
+            except NoAnswerError as silent:
+                notice.no_answer(silent)
+            except Exception:  # Temporal itself unreachable for a moment: the result wait says if it lasts
+                pass
             if progress is not None:
                 printer.update(progress)
                 if live is not None:
@@ -235,6 +242,13 @@ def answer_site(site: str, verb: str, who: str, only_group: str | None, as_json:
         except NoSiteOperationError as none:
             fail(
                 str(none), ExitCode.REFUSED, as_json=as_json, hint=f"`orchestrate status --site {site}` shows the site"
+            )
+        except NoAnswerError as silent:
+            fail(
+                f"nothing was {'approved' if verb == 'approve' else 'aborted'}: {silent}",
+                ExitCode.REFUSED,
+                as_json=as_json,
+                hint=f"`orchestrate status --site {site}` shows what Temporal knows",
             )
 
     message, answers = run(send())

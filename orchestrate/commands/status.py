@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from pydantic import BaseModel
 from rich.table import Table
+from temporalio.client import Client
 
 from orchestrate.commands.common import (
     ConfigOption,
@@ -18,7 +20,8 @@ from orchestrate.commands.common import (
 from orchestrate.commands.site import site_or_exit, site_table
 from orchestrate.config import OrchestratorConfig
 from orchestrate.output import console, emit_json
-from orchestrate.service import GroupView, fence_state, last_operation, observe_groups
+from orchestrate.queries import NoAnswerError, describe
+from orchestrate.service import GroupView, fence_state, observe_groups, operation_state, workflow_id
 from orchestrate.site_service import running_site_progress
 from workflows import visibility
 from workflows.models import FailoverResult, Progress
@@ -70,35 +73,49 @@ async def _collect(
 ) -> tuple[list[GroupView], dict[str, dict[str, Any] | None]]:
     views = await observe_groups(config, [config.group(n) for n in names])
     operations: dict[str, dict[str, Any] | None] = {}
-    try:
-        client = await client_or_exit(config, as_json=as_json)
-    except SystemExit:
-        raise
+    client = await client_or_exit(config, as_json=as_json)
     for name in names:
-        found = await last_operation(client, name)
-        fence = await fence_state(client, name)
-        if found is None:
-            operations[name] = (
-                {"workflow_id": None, "status": "NONE", "fence": fence.model_dump(mode="json")} if fence else None
-            )
-            continue
-        description, state = found
-        entry: dict[str, Any] = {
-            "workflow_id": description.id,
-            "status": description.status.name if description.status else "UNKNOWN",
-            "started": description.start_time.isoformat() if description.start_time else None,
-            "closed": description.close_time.isoformat() if description.close_time else None,
-        }
-        if isinstance(state, Progress):
-            entry.update(phase=state.phase.value, message=state.message)
-        elif isinstance(state, FailoverResult):
-            entry.update(outcome=state.outcome.value, phase=state.progress.phase.value, message=state.message)
-        else:
-            entry.update(message=str(state))
-        if fence is not None:
-            entry["fence"] = fence.model_dump(mode="json")
-        operations[name] = entry
+        operations[name] = await _operation_entry(client, name)
     return views, operations
+
+
+async def _operation_entry(client: Client, group: str) -> dict[str, Any] | None:
+    """The group's newest operation and its fence as ``status --json`` shows them (``None``: neither ever ran).
+
+    A workflow whose worker does not answer still gets an entry: what Temporal knows (status, start, the phase it
+    last published) and, as its message, why its own answer is missing.
+    """
+    try:
+        fence: dict[str, Any] | None = _dump(await fence_state(client, group))
+    except NoAnswerError as silent:
+        fence = {"done": False, "answered": False, "message": str(silent)}
+    description = await describe(client.get_workflow_handle(workflow_id(group)))
+    if description is None:
+        return {"workflow_id": None, "status": "NONE", "fence": fence} if fence else None
+    entry: dict[str, Any] = {
+        "workflow_id": description.id,
+        "status": description.status.name if description.status else "UNKNOWN",
+        "started": description.start_time.isoformat() if description.start_time else None,
+        "closed": description.close_time.isoformat() if description.close_time else None,
+    }
+    try:
+        state = await operation_state(client, description)
+    except NoAnswerError as silent:
+        entry.update(phase=silent.phase, message=str(silent), answered=False)
+        state = None
+    if isinstance(state, Progress):
+        entry.update(phase=state.phase.value, message=state.message)
+    elif isinstance(state, FailoverResult):
+        entry.update(outcome=state.outcome.value, phase=state.progress.phase.value, message=state.message)
+    elif state is not None:
+        entry.update(message=str(state))
+    if fence is not None:
+        entry["fence"] = fence
+    return entry
+
+
+def _dump(model: BaseModel | None) -> dict[str, Any] | None:
+    return model.model_dump(mode="json") if model is not None else None
 
 
 def _render(view: GroupView, operation: dict[str, Any] | None) -> None:
@@ -127,7 +144,7 @@ def _render(view: GroupView, operation: dict[str, Any] | None) -> None:
     if operation and operation.get("workflow_id"):
         what = operation.get("outcome") or operation["status"].removeprefix("WORKFLOW_EXECUTION_STATUS_").lower()
         console.print(
-            f"  operation {operation['workflow_id']}: {what}, phase {operation.get('phase', '-')}: "
+            f"  operation {operation['workflow_id']}: {what}, phase {operation.get('phase') or '-'}: "
             f"{operation.get('message', '')}"
         )
     fence = (operation or {}).get("fence")
@@ -137,7 +154,10 @@ def _render(view: GroupView, operation: dict[str, Any] | None) -> None:
 
 
 def _render_fence(group: str, fence: dict[str, Any]) -> None:
-    """The fence line: pending (since when, next probe, last error) or how it ended."""
+    """The fence line: pending (since when, next probe, last error), how it ended, or why it did not say."""
+    if fence.get("answered") is False:
+        console.print(f"  [bold yellow]fence fence/{group} state unknown[/]: {fence['message']}")
+        return
     if fence["done"]:
         console.print(f"  fence fence/{group}: done: {fence['message']}")
         return

@@ -4,7 +4,9 @@ The final sync is held back (``stall-final-sync``; shipments are slowed for the 
 writes when it is demoted), the failover runs through the real CLI in the background, and once ``status`` shows
 WaitingForFinalSync the worker is killed. The fault is removed while no worker runs (the storage finishes the final
 sync on its own), then a new worker starts: the wait that was running on the dead worker times out on its
-heartbeat, is retried on the new worker, finds the sync complete, and the operation finishes.
+heartbeat, is retried on the new worker, finds the sync complete, and the operation finishes. While no worker
+runs, ``status`` still answers (in bounded time): the operation is running, in the phase it last published, and its
+progress query went unanswered because no worker runs.
 
 Checked: the CLI that followed the operation exits 0 with phase Relocated; no acknowledged write was lost; every
 step that writes (stop workloads, demote, promote, start workloads, reprotect...) ran once, in one attempt; only
@@ -44,6 +46,16 @@ def test_worker_killed_during_final_sync_wait(full_lab: FullLab, home: None, sam
                     "the failover waiting for the (stalled) final sync",
                 )
                 full_lab.kill_worker()
+                silent = full_lab.cli("status", "--group", GROUP, "--json")
+                assert silent.code == 0, silent.stdout + silent.stderr
+                (entry,) = silent.json()
+                operation = entry["operation"]
+                assert (operation["status"], operation["answered"]) == ("RUNNING", False), operation
+                assert operation["phase"] == "WaitingForFinalSync", operation  # as last published by the workflow
+                assert "did not answer within 10 s" in operation["message"], operation
+                assert "is `orchestrate worker` running" in operation["message"], operation
+                human = full_lab.cli("status", "--group", GROUP)
+                assert human.code == 0 and "did not answer within 10 s" in " ".join(human.stdout.split()), human.stdout
                 assert full_lab.simulator.remove_faults(GROUP, kind="stall-final-sync") == 1
                 wait_for(
                     lambda: all(v.final_sync_pending is None for v in full_lab.simulator.ledger(GROUP).volumes),

