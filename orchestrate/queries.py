@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio.api.enums.v1 import PendingWorkflowTaskState
-from temporalio.client import WorkflowExecutionDescription, WorkflowHandle
+from temporalio.client import WorkflowExecutionDescription, WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
 
 from workflows import visibility
 
@@ -30,19 +31,21 @@ R = TypeVar("R")
 
 
 class NoAnswerError(Exception):
-    """A running workflow did not answer a query in time (its worker is down, stuck or overloaded).
+    """A running workflow did not answer a query: not in time, or Temporal found no worker to ask.
+
+    Its worker is down, stuck or overloaded.
 
     Attributes:
         workflow_id: the workflow asked.
         phase: the phase it last published (search attribute ``FailoverPhase``), if any.
     """
 
-    def __init__(self, workflow_id: str, waited: timedelta, phase: str | None, task: str) -> None:
+    def __init__(self, workflow_id: str, why: str, phase: str | None, task: str) -> None:
         self.workflow_id = workflow_id
         self.phase = phase
         published = f"; its last published phase is {phase}" if phase else ""
         super().__init__(
-            f"{workflow_id} did not answer within {waited.total_seconds():.0f} s ({task}{published}): "
+            f"{workflow_id} did not answer {why} ({task}{published}): "
             "is `orchestrate worker` running and connected to this Temporal?"
         )
 
@@ -69,27 +72,55 @@ async def ask(handle: WorkflowHandle[W, Any], query: Callable[[W], R], *, timeou
     ``timeout`` defaults to :data:`ANSWER_TIMEOUT`.
 
     Raises:
-        NoAnswerError: no worker answered in time.
+        NoAnswerError: no worker answered in time, or Temporal saw none polling to ask.
         RPCError: anything else Temporal refused (NOT_FOUND: no such workflow).
     """
     timeout = timeout or ANSWER_TIMEOUT
     try:
         return await handle.query(query, rpc_timeout=timeout)
     except RPCError as error:
-        if error.status not in _UNANSWERED:
+        if error.status in _UNANSWERED:
+            why = f"within {timeout.total_seconds():.0f} s"
+        elif error.status is RPCStatusCode.FAILED_PRECONDITION:  # e.g. "no poller seen for task queue recently"
+            why = f"(Temporal: {error.message})"
+        else:
             raise
-    raise await _no_answer(handle, timeout)
+    raise await _no_answer(handle, why)
 
 
-async def _no_answer(handle: WorkflowHandle[Any, Any], waited: timedelta) -> NoAnswerError:
+async def tell(
+    handle: WorkflowHandle[W, Any],
+    update: UpdateMethodMultiParam[[W, str], R],
+    arg: str,
+    *,
+    timeout: timedelta | None = None,
+) -> R:
+    """Send ``update`` (a ``@workflow.update`` method taking one string, such as ``abort``) and its answer.
+
+    Raises:
+        NoAnswerError: no worker took the update within ``timeout`` (default :data:`ANSWER_TIMEOUT`). Temporal
+            keeps an update it admitted and hands it to the next worker that takes the workflow, unless Temporal
+            restarts first: the caller must say that it may still take effect.
+        WorkflowUpdateFailedError: the workflow refused it (its validator).
+        RPCError: anything else Temporal refused (NOT_FOUND: no such workflow).
+    """
+    timeout = timeout or ANSWER_TIMEOUT
+    try:
+        return await handle.execute_update(update, arg, rpc_timeout=timeout)
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        why = f"within {timeout.total_seconds():.0f} s"
+    raise await _no_answer(handle, why)
+
+
+async def _no_answer(handle: WorkflowHandle[Any, Any], why: str) -> NoAnswerError:
     try:
         description = await describe(handle)
     except RPCError as error:
-        return NoAnswerError(handle.id, waited, None, f"nor did Temporal describe it: {error.message}")
+        return NoAnswerError(handle.id, why, None, f"nor did Temporal describe it: {error.message}")
     if description is None:
-        return NoAnswerError(handle.id, waited, None, "Temporal no longer knows it")
+        return NoAnswerError(handle.id, why, None, "Temporal no longer knows it")
     return NoAnswerError(
-        handle.id, waited, description.typed_search_attributes.get(visibility.PHASE), workflow_task_state(description)
+        handle.id, why, description.typed_search_attributes.get(visibility.PHASE), workflow_task_state(description)
     )
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrate.config import OrchestratorConfig
-from orchestrate.queries import NoAnswerError, ask
+from orchestrate.queries import NoAnswerError, ask, describe, tell
 from orchestrate.service import EXECUTION_TIMEOUT
 from workflows import visibility
 from workflows.failover import GroupFailoverWorkflow, operation_id
@@ -102,10 +102,14 @@ async def running_site_progress(client: Client, site: str) -> SiteProgress | Non
         NoAnswerError: the site failover runs and its worker did not answer in time.
     """
     handle = client.get_workflow_handle_for(SiteFailoverWorkflow.run, site_operation_id(site))
+    description = await describe(handle)
+    if description is None or description.status is not WorkflowExecutionStatus.RUNNING:
+        return None
+    run = client.get_workflow_handle_for(SiteFailoverWorkflow.run, description.id, run_id=description.run_id)
     try:
-        progress = await ask(handle, SiteFailoverWorkflow.progress)
+        progress = await ask(run, SiteFailoverWorkflow.progress)
     except RPCError as error:
-        if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+        if error.status is RPCStatusCode.NOT_FOUND:
             return None
         raise
     return progress if progress.phase is not SitePhase.ENDED else None
@@ -125,10 +129,11 @@ async def abort_site(client: Client, site: str, requester: str) -> tuple[str, li
 
     Raises:
         NoSiteOperationError: no site failover runs for the site (or it refused: already aborted or ended).
+        NoAnswerError: the site failover did not take the abort in time (it may still take effect).
     """
     handle = client.get_workflow_handle_for(SiteFailoverWorkflow.run, site_operation_id(site))
     try:
-        running = await handle.execute_update(SiteFailoverWorkflow.abort, requester)
+        running = await tell(handle, SiteFailoverWorkflow.abort, requester)
     except WorkflowUpdateFailedError as refused:
         raise NoSiteOperationError(f"abort refused: {_reason(refused)}") from None
     except RPCError as error:
@@ -166,7 +171,9 @@ async def _answer_group(client: Client, group: str, verb: str, requester: str) -
     handle = client.get_workflow_handle_for(GroupFailoverWorkflow.run, operation_id(group))
     update = GroupFailoverWorkflow.approve if verb == "approve" else GroupFailoverWorkflow.abort
     try:
-        return GroupAnswer(group, True, await handle.execute_update(update, requester))
+        return GroupAnswer(group, True, await tell(handle, update, requester))
+    except NoAnswerError as silent:
+        return GroupAnswer(group, False, f"{verb} not confirmed (it may still take effect): {silent}")
     except WorkflowUpdateFailedError as refused:
         return GroupAnswer(group, False, f"{verb} refused: {_reason(refused)}")
     except RPCError as error:

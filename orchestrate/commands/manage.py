@@ -22,6 +22,7 @@ from orchestrate.commands.common import (
 from orchestrate.commands.site import answer_site
 from orchestrate.exit_codes import ExitCode
 from orchestrate.output import console, emit_json, fail
+from orchestrate.queries import NoAnswerError, tell
 from orchestrate.service import workflow_id
 from workflows.failover import GroupFailoverWorkflow
 
@@ -78,7 +79,15 @@ def _answer(group_name: str, verb: str, who: str, as_json: bool, config_path: Co
         handle = client.get_workflow_handle_for(GroupFailoverWorkflow.run, workflow_id(group.name))
         update = GroupFailoverWorkflow.approve if verb == "approve" else GroupFailoverWorkflow.abort
         try:
-            return await handle.execute_update(update, who)
+            return await tell(handle, update, who)
+        except NoAnswerError as silent:
+            fail(
+                f"{verb} not confirmed: {silent}. Temporal hands it to the next worker that takes the operation "
+                "(unless Temporal restarts first), so it may still take effect",
+                ExitCode.ERROR,
+                as_json=as_json,
+                hint=f"start the worker; `orchestrate status --group {group.name}` shows whether it took effect",
+            )
         except WorkflowUpdateFailedError as refused:
             reason = refused.cause.message if refused.cause else str(refused)  # type: ignore[attr-defined]
             fail(f"{verb} refused: {reason}", ExitCode.REFUSED, as_json=as_json)

@@ -52,10 +52,11 @@ def test_worker_killed_during_final_sync_wait(full_lab: FullLab, home: None, sam
                 operation = entry["operation"]
                 assert (operation["status"], operation["answered"]) == ("RUNNING", False), operation
                 assert operation["phase"] == "WaitingForFinalSync", operation  # as last published by the workflow
-                assert "did not answer within 10 s" in operation["message"], operation
+                assert f"{operation['workflow_id']} did not answer" in operation["message"], operation
                 assert "is `orchestrate worker` running" in operation["message"], operation
                 human = full_lab.cli("status", "--group", GROUP)
-                assert human.code == 0 and "did not answer within 10 s" in " ".join(human.stdout.split()), human.stdout
+                assert human.code == 0, human.stdout + human.stderr
+                assert "did not answer" in " ".join(human.stdout.split()), human.stdout
                 assert full_lab.simulator.remove_faults(GROUP, kind="stall-final-sync") == 1
                 wait_for(
                     lambda: all(v.final_sync_pending is None for v in full_lab.simulator.ledger(GROUP).volumes),

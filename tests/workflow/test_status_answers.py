@@ -4,7 +4,8 @@ Covers: a completed operation is read from the run that was described even when 
 started in between (the CI hang: "the result" of the id's newest run waited for that run to end); a query that no
 worker answers (the worker stopped after the workflow's first task, or none ever polled) ends at its deadline with
 a ``NoAnswerError`` that says what Temporal knows, and ``status``'s operation entry and the busy refusal are built
-from it instead of waiting.
+from it instead of waiting; an abort that no worker takes ends at its deadline too, and still takes effect once a
+worker returns (what the CLI's "not confirmed" message says).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 
 from orchestrate import queries, service
 from orchestrate.commands import status
-from orchestrate.queries import NoAnswerError, ask
+from orchestrate.queries import NoAnswerError, ask, tell
 from tests.workflow.conftest import Scenario, eventually, result_of
 from workflows.failover import GroupFailoverWorkflow
 from workflows.models import FailoverResult, Outcome, Phase, Progress
@@ -61,7 +62,7 @@ async def test_a_query_after_the_worker_stopped_ends_at_its_deadline_and_says_wh
         await asyncio.wait_for(ask(handle, GroupFailoverWorkflow.progress), ANSWERED_WITHIN)
     assert time.monotonic() - began < ANSWERED_WITHIN
     assert silent.value.workflow_id == idle_scenario.workflow_id
-    assert "did not answer within 1 s" in str(silent.value)
+    assert f"{idle_scenario.workflow_id} did not answer" in str(silent.value)
     assert "is `orchestrate worker` running" in str(silent.value)
 
     entry = await asyncio.wait_for(
@@ -75,10 +76,13 @@ async def test_a_query_after_the_worker_stopped_ends_at_its_deadline_and_says_wh
     busy = service.GroupBusyError(idle_scenario.group, silent.value)
     assert "did not say what it does" in str(busy) and busy.progress is None
 
-    async with idle_scenario.worker():  # a worker again: it answers, and the operation can be stopped
-        await handle.execute_update(GroupFailoverWorkflow.abort, "test")
+    with pytest.raises(NoAnswerError, match="did not answer within 1 s"):  # an abort nobody takes
+        await asyncio.wait_for(tell(handle, GroupFailoverWorkflow.abort, "unanswered"), ANSWERED_WITHIN)
+
+    async with idle_scenario.worker():  # a worker again: Temporal hands it the abort it kept, which takes effect
         aborted = await result_of(handle)
     assert aborted.progress.phase is Phase.ABORTED
+    assert aborted.progress.aborted_by == "unanswered"
 
 
 async def test_a_workflow_no_worker_ever_took_says_its_task_waits_for_one(idle_scenario: Scenario) -> None:
