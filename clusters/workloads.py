@@ -266,12 +266,17 @@ def volumes_in_use(
     return VolumesInUse(pods=pods, attachments=attachments, stalled=stalled)
 
 
-def _stalled_because(pod: JsonObject) -> str:
-    """Why a pod that uses the volumes may stay: not being deleted, or deleted on a node that does not finish it."""
-    ready = any(
+def pod_ready(pod: JsonObject) -> bool:
+    """Whether the pod's ``Ready`` condition is True (what a kubelet reports once its containers pass readiness)."""
+    return any(
         condition.get("type") == "Ready" and condition.get("status") == "True"
         for condition in pod.get("status", {}).get("conditions", []) or []
     )
+
+
+def _stalled_because(pod: JsonObject) -> str:
+    """Why a pod that uses the volumes may stay: not being deleted, or deleted on a node that does not finish it."""
+    ready = pod_ready(pod)
     if not pod.get("metadata", {}).get("deletionTimestamp"):
         return "not being deleted" + ("" if ready else ", not ready")
     if not ready:

@@ -18,6 +18,7 @@ from clusters.api import NAMESPACES, ClusterApi, JsonObject, Resource
 from clusters.errors import ConflictError, ForbiddenError
 from sandbox.simulator.client import SimulatorApiError, SimulatorClient
 from sandbox.simulator.kube import PODS, PVCS, nested
+from sandbox.simulator.view import pod_running_ready
 
 T = TypeVar("T")
 
@@ -119,10 +120,7 @@ def create_writer_pod(api: ClusterApi, namespace: str, name: str, claims: list[s
 def pod_ready(api: ClusterApi, namespace: str, name: str) -> bool:
     """Whether the pod is Running and Ready."""
     pod = api.find(PODS, name, namespace)
-    conditions = nested(pod, "status", "conditions", default=[])
-    return nested(pod, "status", "phase") == "Running" and any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
-    )
+    return pod is not None and pod_running_ready(pod)
 
 
 def delete_and_wait(

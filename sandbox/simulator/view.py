@@ -16,6 +16,7 @@ from functools import cached_property
 from clusters.api import ClusterApi, JsonObject, Resource
 from clusters.errors import ClusterUnreachableError, ObjectMissingError, OrchestratorError
 from clusters.watch import Watcher, WatchScope
+from clusters.workloads import pod_ready
 from sandbox.simulator.kube import PODS, PVCS, VOLUME_ATTACHMENTS, nested
 from sandbox.simulator.logs import log_throttled
 from sandbox.simulator.model import VolumeKey
@@ -43,11 +44,7 @@ def pod_active(pod: JsonObject) -> bool:
 
 def pod_running_ready(pod: JsonObject) -> bool:
     """A Running pod whose Ready condition is True: the application is serving (and writing)."""
-    if nested(pod, "status", "phase") != "Running":
-        return False
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in nested(pod, "status", "conditions", default=[])
-    )
+    return nested(pod, "status", "phase") == "Running" and pod_ready(pod)
 
 
 class ClusterView:
