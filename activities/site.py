@@ -73,6 +73,7 @@ class SiteActivities:
     def plan_site(self, request: SiteInput) -> SitePlan:
         """Observe every group that lives on one of the site's clusters and decide which move."""
         clusters = self.directory.site_clusters(request.site)
+        destinations = self.directory.site_clusters(request.to_site) if request.to_site else None
         answers = {cluster: self._answers(cluster) for cluster in clusters}
         moving: list[PlannedGroup] = []
         skipped: list[SkippedGroup] = []
@@ -82,6 +83,11 @@ class SiteActivities:
                 continue
             if len(here) == 2:
                 skipped.append(SkippedGroup(group=group.name, reason="both of its clusters are in the site"))
+                continue
+            other = next(c for c in group.clusters if c != here[0])
+            if destinations is not None and other not in destinations:
+                reason = f"its other cluster {other} is not in site {request.to_site}"
+                skipped.append(SkippedGroup(group=group.name, reason=reason))
                 continue
             decision = self._decide(group, here[0], answers[here[0]])
             if isinstance(decision, PlannedGroup):

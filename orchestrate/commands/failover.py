@@ -49,7 +49,11 @@ def failover(
     ] = None,
     to: Annotated[
         str | None,
-        typer.Option("--to", help="Cluster to move to (default: the group's other one); with --site, the other site."),
+        typer.Option(
+            "--to",
+            help="Cluster to move to (default: the group's other one); with --site: a site, and only groups whose "
+            "other cluster is in it move.",
+        ),
     ] = None,
     parallel: Annotated[
         int, typer.Option("--parallel", help="With --site: at most N groups of a tier move at once.")

@@ -81,6 +81,7 @@ def fail_over_site(
     request = SiteFailoverRequest(
         site=site,
         operation=operation,
+        to_site=to,
         parallel=parallel,
         force=force,
         dry_run=dry_run,

@@ -23,6 +23,8 @@ class SiteFailoverRequest(Frozen):
     Attributes:
         site: the site whose groups move away (every group whose primary is observed on one of its clusters).
         operation: planned or unplanned; ``None`` lets the site's state decide (planned when it answers).
+        to_site: only groups whose other cluster is in this site move (``None``: every group, each to its other
+            cluster); the others are skipped with the reason.
         parallel: at most this many groups of a tier move at once.
         force: passed to every group (lag above RPO, or a source that answers in an unplanned move).
         dry_run: plan and run every group's preflight, change nothing.
@@ -31,6 +33,7 @@ class SiteFailoverRequest(Frozen):
 
     site: str
     operation: Operation | None = None
+    to_site: str | None = None
     parallel: int = DEFAULT_PARALLEL
     force: bool = False
     dry_run: bool = False
@@ -38,9 +41,10 @@ class SiteFailoverRequest(Frozen):
 
 
 class SiteInput(Frozen):
-    """The plan activity's input."""
+    """The plan activity's input (``to_site``: see :class:`SiteFailoverRequest`)."""
 
     site: str
+    to_site: str | None = None
 
 
 class GroupsInput(Frozen):

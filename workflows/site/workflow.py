@@ -141,7 +141,7 @@ class SiteFailoverWorkflow:
         try:
             plan: SitePlan = await workflow.execute_activity(
                 "plan_site",
-                SiteInput(site=request.site),
+                SiteInput(site=request.site, to_site=request.to_site),
                 result_type=SitePlan,
                 start_to_close_timeout=PLAN_TIMEOUT,
                 retry_policy=SHORT_RETRY,
