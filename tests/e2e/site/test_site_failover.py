@@ -194,7 +194,7 @@ def test_dry_run_checks_every_group_and_changes_nothing(
     full_lab: FullLab, home: None, sampler_for: Any, groups: dict[str, int]
 ) -> None:
     with sampling(sampler_for, groups):
-        planned = full_lab.cli("failover", "--site", "dc1", "--dry-run", "--json")
+        planned = full_lab.cli("failover", "--site", "dc1", "--to", "dc2", "--dry-run", "--json")
     assert planned.code == 0, planned.stdout + planned.stderr
     document = planned.json()
     assert document["outcome"] == "dry-run"
@@ -210,6 +210,9 @@ def test_bad_site_input_is_refused_with_the_known_sites(full_lab: FullLab, home:
     assert unknown.json()["error"]["message"] == "unknown site 'dc9'; known sites: dc1, dc2"
     both = full_lab.cli("failover", "--site", "dc1", "--group", "pg-prod", "--yes")
     assert both.code == 2 and "--group GROUP or --site SITE" in both.stderr
+    itself = full_lab.cli("failover", "--site", "dc1", "--to", "dc1", "--yes", "--json")
+    assert itself.code == 2
+    assert itself.json()["error"]["message"] == "--to dc1: the groups move away from dc1, not to it"
     nothing = full_lab.cli("abort", "--site", "dc1", "--json")
     assert nothing.code == 3 and "no site failover of dc1 is running" in nothing.json()["error"]["message"]
     assert all(v["primary"] == "dc1" for v in _statuses(full_lab).values())
