@@ -26,6 +26,8 @@ from sandbox.processes import LabProcessError, free_port, is_running, start_proc
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+POD_LIFECYCLE = ("kwok", "kube-scheduler", "kube-controller-manager")
+"""What runs pods, in start order (see :meth:`LabCluster.start_apiserver`)."""
 
 
 @dataclass
@@ -252,11 +254,21 @@ class LabCluster:
         could heartbeat. A restart also spares them client-go's watch backoff, which lags them for up to a
         minute after an outage.
         """
-        restarted = ("kwok", "kube-scheduler", "kube-controller-manager")
-        for component in restarted:
-            self.stop_component(component)
+        self._stop_pod_lifecycle()
         self.start_component("kube-apiserver")
-        for component in restarted:
+        self._start_pod_lifecycle()
+
+    def restart_pod_lifecycle(self) -> None:
+        """Fresh kwok, scheduler and controller manager processes (the apiserver runs): a stuck lifecycle restarts."""
+        self._stop_pod_lifecycle()
+        self._start_pod_lifecycle()
+
+    def _stop_pod_lifecycle(self) -> None:
+        for component in POD_LIFECYCLE:
+            self.stop_component(component)
+
+    def _start_pod_lifecycle(self) -> None:
+        for component in POD_LIFECYCLE:  # kwok first: a new controller manager's first sight is a live node
             self.start_component(component)
 
     def running_components(self) -> dict[str, bool]:

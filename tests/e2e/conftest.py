@@ -402,9 +402,7 @@ def _settle_or_restart(full_lab: FullLab, name: str, cluster: LabCluster, api: C
     said = f"lab: {name}: workloads did not settle in 60 s; restarting its pod lifecycle"
     print(f"{said}\n{lab_diagnosis(full_lab, *groups)}", file=sys.stderr)
     warnings.warn(said, stacklevel=1)  # in the session's warnings summary even when every test passes
-    for component in ("kube-controller-manager", "kube-scheduler", "kwok"):
-        cluster.stop_component(component)
-        cluster.start_component(component)
+    cluster.restart_pod_lifecycle()
     full_lab.lab.save()
     wait_until(settled, f"{name}: workloads settled after a restart", timeout=60)
 
