@@ -106,6 +106,10 @@ class ObjectMissingError(PermanentError):
     """An object the group needs does not exist."""
 
 
+class KubeconfigError(PermanentError):
+    """A cluster's kubeconfig cannot be used: missing or unreadable, malformed, or without the configured context."""
+
+
 class InvalidSpecError(PermanentError):
     """The API server rejected a write as invalid (HTTP 400/422), or the configuration names impossible objects."""
 

@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
+import yaml
 from kubernetes import client, config
+
+from clusters.errors import KubeconfigError
 
 CONNECTIONS_PER_CLUSTER = 256
 """Connections kept open per cluster (the client's default is 5 per CPU)."""
@@ -21,16 +24,38 @@ def new_api_client(kubeconfig: Path, context: str) -> client.ApiClient:
     Args:
         kubeconfig: path of the kubeconfig file.
         context: the context naming the cluster and credentials.
+
+    Raises:
+        KubeconfigError: the file is missing or unreadable, malformed, or has no such context.
     """
     configuration = client.Configuration()
-    config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=str(kubeconfig), context=context, client_configuration=configuration, persist_config=False
-    )
+    try:
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig), context=context, client_configuration=configuration, persist_config=False
+        )
+    except (config.ConfigException, yaml.YAMLError, OSError, ValueError, TypeError, AttributeError) as error:
+        raise KubeconfigError(f"kubeconfig {kubeconfig}: {_kubeconfig_problem(kubeconfig, context, error)}") from None
     # One quick retry of a refused connection, not urllib3's default three: a dead cluster must cost seconds.
     configuration.retries = 1
     # Waits hold a watch open each: keep enough connections for the worker's concurrent activities.
     configuration.connection_pool_maxsize = CONNECTIONS_PER_CLUSTER
     return api_client_for(configuration)
+
+
+def _kubeconfig_problem(kubeconfig: Path, context: str, error: Exception) -> str:
+    """Why ``context`` of ``kubeconfig`` cannot be loaded, naming the contexts the file has when that is why."""
+    if not kubeconfig.is_file():
+        return "cannot be read (no such file)"
+    if isinstance(error, OSError):
+        return f"cannot be read ({error.strerror or error})"
+    try:
+        contexts, _ = config.list_kube_config_contexts(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+    except Exception:  # the file itself is malformed: the loader's message says how
+        return f"not a usable kubeconfig ({error})"
+    names = sorted(str(c.get("name")) for c in contexts or [])
+    if context not in names:
+        return f"has no context {context!r} (its contexts: {', '.join(names) or 'none'}); set the cluster's `context`"
+    return f"context {context!r} cannot be used ({error})"
 
 
 def api_client_for(configuration: client.Configuration) -> client.ApiClient:

@@ -19,7 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.site import monitor_state
 from adapters.base import ReplicationStatus, Role
 from adapters.registry import adapter_for
-from clusters.errors import ClusterUnreachableError, OrchestratorError
+from clusters.errors import ClusterUnreachableError, KubeconfigError, OrchestratorError
 from clusters.registry import ClusterRegistry
 from orchestrate.config import OrchestratorConfig
 from orchestrate.queries import ANSWER_TIMEOUT, NoAnswerError, ask, describe
@@ -294,7 +294,7 @@ def observe_group(registry: ClusterRegistry, config: OrchestratorConfig, group: 
         site = config.cluster(cluster).site
         try:
             registry.api(cluster).ping()
-        except ClusterUnreachableError as exc:
+        except (ClusterUnreachableError, KubeconfigError) as exc:  # not reached: no answer, or no way to ask
             sides.append(SideView(cluster=cluster, site=site, reachable=False, error=exc.message))
             continue
         except OrchestratorError as exc:  # it answers, but not usably (401/403, TLS, 5xx): say which

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
 from rich.table import Table
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from orchestrate.commands.common import (
     ConfigOption,
@@ -19,10 +21,12 @@ from orchestrate.commands.common import (
 )
 from orchestrate.commands.site import site_or_exit, site_table
 from orchestrate.config import OrchestratorConfig
-from orchestrate.output import console, emit_json
+from orchestrate.exit_codes import ExitCode
+from orchestrate.output import console, emit_json, error_console
 from orchestrate.queries import NoAnswerError, describe
 from orchestrate.service import GroupView, fence_state, observe_groups, operation_state, workflow_id
 from orchestrate.site_service import running_site_progress
+from orchestrate.temporal_client import connect
 from workflows import visibility
 from workflows.models import FailoverResult, Progress
 from workflows.site.models import SiteProgress
@@ -43,40 +47,72 @@ def status(
         site_or_exit(config, site, as_json=as_json)
         in_site = {c.name for c in config.clusters if c.site == site}
         groups = [g for g in groups if in_site & set(g.clusters)]
-    views, operations = run(_collect(config, [g.name for g in groups], as_json=as_json))
-    documents = [{**view.model_dump(mode="json"), "operation": operations[view.group]} for view in views]
-    site_progress = run(_site_progress(config, site, as_json=as_json)) if site is not None else None
+    found = run(_collect(config, [g.name for g in groups], site))
+    documents = [{**view.model_dump(mode="json"), "operation": found.operations[view.group]} for view in found.views]
     if as_json:
         if site is None:
             emit_json(documents)
         else:
-            running = site_progress.model_dump(mode="json") if site_progress else None
-            emit_json({"site": site, "site_failover": running, "groups": documents})
-        return
-    if site is not None:
-        if site_progress is None:
-            console.print(f"no site failover of {site} is running\n")
-        else:
-            console.print(site_table(site_progress))
-            console.print()
-    for view in views:
-        _render(view, operations[view.group])
+            running = found.site_progress.model_dump(mode="json") if found.site_progress else None
+            emit_json({"site": site, "site_failover": running, "site_problem": found.site_problem, "groups": documents})
+    else:
+        if site is not None:
+            if found.site_problem is not None:
+                console.print(f"[bold yellow]site failover of {site}: unknown[/]: {found.site_problem}\n")
+            elif found.site_progress is None:
+                console.print(f"no site failover of {site} is running\n")
+            else:
+                console.print(site_table(found.site_progress))
+                console.print()
+        for view in found.views:
+            _render(view, found.operations[view.group])
+    if found.temporal_problem is not None:  # the clusters were shown; what Temporal knows was not
+        error_console.print(f"error: {found.temporal_problem}")
+        raise typer.Exit(int(ExitCode.ERROR))
 
 
-async def _site_progress(config: OrchestratorConfig, site: str, *, as_json: bool) -> SiteProgress | None:
-    client = await client_or_exit(config, as_json=as_json)
-    return await running_site_progress(client, site)
+@dataclass(frozen=True)
+class _Collected:
+    views: list[GroupView]
+    operations: dict[str, dict[str, Any] | None]
+    site_progress: SiteProgress | None
+    site_problem: str | None
+    temporal_problem: str | None
 
 
-async def _collect(
-    config: OrchestratorConfig, names: list[str], *, as_json: bool
-) -> tuple[list[GroupView], dict[str, dict[str, Any] | None]]:
+async def _collect(config: OrchestratorConfig, names: list[str], site: str | None) -> _Collected:
+    """The clusters' view of each group, then what Temporal knows of its operations (and of the site's failover).
+
+    The clusters come first and do not depend on Temporal: with Temporal unreachable, each operation is shown as
+    unknown and the reason is returned (``status`` then exits 1).
+    """
     views = await observe_groups(config, [config.group(n) for n in names])
+    try:
+        client = await connect(config.temporal)
+    except Exception as exc:
+        problem = f"cannot reach Temporal at {config.temporal.address}: {exc}"
+        return _Collected(views, {n: _unknown(problem) for n in names}, None, problem if site else None, problem)
     operations: dict[str, dict[str, Any] | None] = {}
-    client = await client_or_exit(config, as_json=as_json)
+    temporal_problem: str | None = None
     for name in names:
-        operations[name] = await _operation_entry(client, name)
-    return views, operations
+        try:
+            operations[name] = await _operation_entry(client, name)
+        except RPCError as error:
+            temporal_problem = f"Temporal at {config.temporal.address} did not answer: {error.message}"
+            operations[name] = _unknown(temporal_problem)
+    site_progress, site_problem = None, None
+    if site is not None:
+        try:
+            site_progress = await running_site_progress(client, site)
+        except NoAnswerError as silent:
+            site_problem = str(silent)
+        except RPCError as error:
+            temporal_problem = site_problem = f"Temporal at {config.temporal.address} did not answer: {error.message}"
+    return _Collected(views, operations, site_progress, site_problem, temporal_problem)
+
+
+def _unknown(problem: str) -> dict[str, Any]:
+    return {"workflow_id": None, "status": "UNKNOWN", "answered": False, "message": problem}
 
 
 async def _operation_entry(client: Client, group: str) -> dict[str, Any] | None:
@@ -141,7 +177,9 @@ def _render(view: GroupView, operation: dict[str, Any] | None) -> None:
     if view.lag_seconds is not None:
         within = "within" if view.lag_seconds <= view.rpo_seconds else "ABOVE"
         console.print(f"  lag {view.lag_seconds:.1f}s, {within} RPO {view.rpo_seconds:.0f}s")
-    if operation and operation.get("workflow_id"):
+    if operation and operation["status"] == "UNKNOWN":
+        console.print(f"  [bold yellow]operation unknown[/]: {operation['message']}")
+    elif operation and operation.get("workflow_id"):
         what = operation.get("outcome") or operation["status"].removeprefix("WORKFLOW_EXECUTION_STATUS_").lower()
         console.print(
             f"  operation {operation['workflow_id']}: {what}, phase {operation.get('phase') or '-'}: "
