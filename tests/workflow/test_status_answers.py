@@ -44,7 +44,7 @@ async def test_a_completed_operation_is_read_from_its_own_run_while_a_new_one_ru
 
         now = await asyncio.wait_for(service.last_operation(scenario.client, scenario.group), ANSWERED_WITHIN)
         assert now is not None and now[0].run_id == second.result_run_id
-        assert isinstance(now[1], Progress) and now[1].phase is Phase.WAITING_FOR_APPROVAL
+        assert isinstance(now[1], Progress)  # the new run's progress (its phase may still be Preflight)
     finally:
         await second.execute_update(GroupFailoverWorkflow.abort, "test")
         await result_of(second)
