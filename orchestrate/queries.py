@@ -10,7 +10,7 @@ its search attributes and how long its workflow task has waited for a worker.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -86,6 +86,14 @@ async def ask(handle: WorkflowHandle[W, Any], query: Callable[[W], R], *, timeou
         else:
             raise
     raise await _no_answer(handle, why)
+
+
+async def or_no_answer(answer: Awaitable[R]) -> R | NoAnswerError:
+    """``answer``'s value, or the :class:`NoAnswerError` it raised (for messages that name a silent workflow)."""
+    try:
+        return await answer
+    except NoAnswerError as silent:
+        return silent
 
 
 async def tell(

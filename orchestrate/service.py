@@ -22,7 +22,7 @@ from adapters.registry import adapter_for
 from clusters.errors import ClusterUnreachableError, KubeconfigError, OrchestratorError
 from clusters.registry import ClusterRegistry
 from orchestrate.config import OrchestratorConfig
-from orchestrate.queries import ANSWER_TIMEOUT, NoAnswerError, ask, describe
+from orchestrate.queries import ANSWER_TIMEOUT, NoAnswerError, ask, describe, or_no_answer
 from workflows import visibility
 from workflows.failover import GroupFailoverWorkflow, GroupFenceWorkflow, fence_id, operation_id
 from workflows.groups import GroupConfig
@@ -144,11 +144,7 @@ async def start_operation(
     except RPCError as error:
         if error.status is not RPCStatusCode.ALREADY_EXISTS:
             raise
-    try:
-        running: Progress | NoAnswerError | None = await running_progress(client, group.name)
-    except NoAnswerError as silent:
-        running = silent
-    raise GroupBusyError(group.name, running)
+    raise GroupBusyError(group.name, await or_no_answer(running_progress(client, group.name)))
 
 
 async def expected_primary(client: Client, group: str, fence: FenceState | None) -> str | None:

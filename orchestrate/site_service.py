@@ -15,7 +15,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrate.config import OrchestratorConfig
-from orchestrate.queries import NoAnswerError, ask, describe, tell
+from orchestrate.queries import NoAnswerError, ask, describe, or_no_answer, tell
 from orchestrate.service import EXECUTION_TIMEOUT
 from workflows import visibility
 from workflows.failover import GroupFailoverWorkflow, operation_id
@@ -88,11 +88,7 @@ async def start_site_operation(client: Client, config: OrchestratorConfig, reque
     except RPCError as error:
         if error.status is not RPCStatusCode.ALREADY_EXISTS:
             raise
-    try:
-        running: SiteProgress | NoAnswerError | None = await running_site_progress(client, request.site)
-    except NoAnswerError as silent:
-        running = silent
-    raise SiteBusyError(request.site, running)
+    raise SiteBusyError(request.site, await or_no_answer(running_site_progress(client, request.site)))
 
 
 async def running_site_progress(client: Client, site: str) -> SiteProgress | None:
