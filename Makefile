@@ -13,8 +13,9 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed  ## Python environment with the project and its dev tools
 
-binaries: setup  ## find or build the lab's Kubernetes binaries (cached per version)
+binaries: setup  ## find or build the lab's Kubernetes binaries and the csi-addons controllers (cached per version)
 	$(PY) -m sandbox.binaries
+	$(PY) -m sandbox.controller_build
 
 demo: binaries  ## the whole demo: lab up (reused when running), planned failover of pg-prod, status
 	@$(VENV)/bin/orchestrate sandbox status >/dev/null 2>&1 || $(VENV)/bin/orchestrate sandbox up

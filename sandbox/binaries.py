@@ -77,7 +77,8 @@ def find_binary(name: str, folders: list[Path]) -> Path | None:
     return Path(found) if found else None
 
 
-def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
+def run_build_command(cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
+    """Run one build step, logging it; :class:`BinaryError` with its output when it fails."""
     print(f"[lab-build] {' '.join(cmd)}  (in {cwd})", file=sys.stderr, flush=True)
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -87,7 +88,8 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
         )
 
 
-def _go_env() -> dict[str, str]:
+def go_env() -> dict[str, str]:
+    """The environment of the lab's Go builds (static binaries)."""
     return {**os.environ, "CGO_ENABLED": "0"}
 
 
@@ -115,7 +117,7 @@ def wrapper_go_mod(version: str, upstream_go_mod: str) -> str:
 
 def build_kubernetes(version: str, out_dir: Path, components: tuple[str, ...] = KUBE_COMPONENTS) -> None:
     """Build the Kubernetes control-plane components of ``version`` into ``out_dir``."""
-    env = _go_env()
+    env = go_env()
     work = out_dir.parent / f"{out_dir.name}-src"
     if work.exists():
         shutil.rmtree(work)
@@ -135,14 +137,14 @@ def build_kubernetes(version: str, out_dir: Path, components: tuple[str, ...] = 
     for component in components:
         (work / component).mkdir()
         shutil.copy(_WRAPPER_SOURCES / component / "main.go", work / component / "main.go")
-    _run(["go", "mod", "tidy"], work, env)
+    run_build_command(["go", "mod", "tidy"], work, env)
     minor = version.split(".")[1]
     ldflags = ["-s", "-w"]
     for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
         ldflags += [f"-X {pkg}.gitVersion={version}", f"-X {pkg}.gitMajor=1", f"-X {pkg}.gitMinor={minor}"]
     out_dir.mkdir(parents=True, exist_ok=True)
     for component in components:
-        _run(
+        run_build_command(
             [
                 "go",
                 "build",
@@ -166,7 +168,7 @@ def build_etcd(version: str, out_dir: Path) -> None:
     Kubernetes 1.36's clients stream lists (WatchList), which needs etcd's RequestWatchProgress: Debian's etcd 3.4
     lacks it and the controllers then notice changes only on relists, tens of seconds late.
     """
-    env = _go_env()
+    env = go_env()
     work = out_dir.parent / f"{out_dir.name}-etcd-src"
     shutil.rmtree(work, ignore_errors=True)
     (work / "etcd").mkdir(parents=True)
@@ -174,18 +176,20 @@ def build_etcd(version: str, out_dir: Path) -> None:
         f"module failover-orchestrator/etcdbuild\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 {version}\n"
     )
     shutil.copy(_WRAPPER_SOURCES / "etcd" / "main.go", work / "etcd" / "main.go")
-    _run(["go", "mod", "tidy"], work, env)
+    run_build_command(["go", "mod", "tidy"], work, env)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _run(["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out_dir / "etcd"), "./etcd"], work, env)
+    run_build_command(
+        ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out_dir / "etcd"), "./etcd"], work, env
+    )
     shutil.rmtree(work, ignore_errors=True)
 
 
 def build_kwok(version: str, out_dir: Path) -> None:
     """Install kwok ``version`` into ``out_dir`` with ``go install``."""
-    env = _go_env()
+    env = go_env()
     env["GOBIN"] = str(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _run(["go", "install", f"sigs.k8s.io/kwok/cmd/kwok@{version}"], out_dir, env)
+    run_build_command(["go", "install", f"sigs.k8s.io/kwok/cmd/kwok@{version}"], out_dir, env)
 
 
 KWOK_STAGES = (
@@ -202,20 +206,25 @@ KWOK_STAGES = (
 """kwok's shipped "fast" stages the lab runs: nodes Ready, pods Ready and deleted, PVCs of ``kwok-volume`` bound."""
 
 
+def module_dir(module: str, version: str) -> Path:
+    """The folder of ``module@version`` in the Go module cache (downloaded from the proxy when missing)."""
+    info = subprocess.run(
+        ["go", "mod", "download", "-json", f"{module}@{version}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=go_env(),
+    )
+    if info.returncode != 0:
+        raise BinaryError(f"go mod download -json {module}@{version} failed:\n{info.stderr}{info.stdout}")
+    return Path(json.loads(info.stdout)["Dir"])
+
+
 def ensure_kwok_stages(target: Path, version: str = KWOK_VERSION) -> Path:
     """Assemble kwok's stage definitions from its Go module into one file ``target`` (once)."""
     if target.is_file():
         return target
-    info = subprocess.run(
-        ["go", "mod", "download", "-json", f"sigs.k8s.io/kwok@{version}"],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=_go_env(),
-    )
-    if info.returncode != 0:
-        raise BinaryError(f"go mod download -json sigs.k8s.io/kwok@{version} failed:\n{info.stderr}{info.stdout}")
-    stage_dir = Path(json.loads(info.stdout)["Dir"]) / "kustomize" / "stage"
+    stage_dir = module_dir("sigs.k8s.io/kwok", version) / "kustomize" / "stage"
     documents = [(stage_dir / name).read_text().strip() for name in KWOK_STAGES]
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("\n---\n".join(documents) + "\n")

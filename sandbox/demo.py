@@ -17,6 +17,7 @@ import yaml
 from adapters.base import Backend
 from clusters.api import NAMESPACES, PVCS, STATEFULSETS, ClusterApi, JsonObject, Resource
 from clusters.errors import ConflictError
+from sandbox.simulator.kube import CSI_ADDONS_DRIVER, volume_handle
 
 VOLUMES = ("data", "wal", "config")
 APP = "postgres"
@@ -31,6 +32,19 @@ CSI_VGRC = Resource(
     namespaced=False,
 )
 CSI_VGR = Resource("replication.storage.openshift.io", "v1alpha1", "volumegroupreplications", "VolumeGroupReplication")
+CSI_VRC = Resource(
+    "replication.storage.openshift.io",
+    "v1alpha1",
+    "volumereplicationclasses",
+    "VolumeReplicationClass",
+    namespaced=False,
+)
+STORAGE_CLASSES = Resource("storage.k8s.io", "v1", "storageclasses", "StorageClass", namespaced=False)
+PERSISTENT_VOLUMES = Resource("", "v1", "persistentvolumes", "PersistentVolume", namespaced=False)
+RBD_STORAGE_CLASS = "rbd-replicated"
+"""The StorageClass of the csi-addons groups' volumes: CSI PersistentVolumes of the driver the simulator plays."""
+REPLICATION_SECRET = ("rbd-replication-secret", "csi-addons-system")
+"""The Secret the csi-addons classes name (the sidecar reads it before every driver call)."""
 UNIFIED_VGRC = Resource(
     "replication.unified.io",
     "v1alpha2",
@@ -142,14 +156,51 @@ def _pvc(group: DemoGroup, name: str) -> JsonObject:
     labels = {"app": APP}
     if group.backend is Backend.POWERSTORE:
         labels[DELL_GROUP_LABEL] = group.replication_name
-    return {
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "accessModes": ["ReadWriteOnce"],
-            "storageClassName": "kwok-volume",
-            "resources": {"requests": {"storage": "1Gi"}},
-        },
+    spec: JsonObject = {
+        "accessModes": ["ReadWriteOnce"],
+        "storageClassName": "kwok-volume",
+        "resources": {"requests": {"storage": "1Gi"}},
     }
+    if group.backend is Backend.CSI_ADDONS:
+        spec.update(storageClassName=RBD_STORAGE_CLASS, volumeName=_pv_name(group, name))
+    return {"metadata": {"name": name, "labels": labels}, "spec": spec}
+
+
+def _pv_name(group: DemoGroup, pvc: str) -> str:
+    return f"pv-{group.namespace}-{pvc}"
+
+
+def _csi_volume(api: ClusterApi, group: DemoGroup, pvc: str) -> None:
+    """A CSI PersistentVolume of the simulated RBD driver, pre-bound to the group's PVC.
+
+    What a provisioner would have made (the controller manager binds the pair), so that the csi-addons controllers
+    find the volume handle.
+    """
+    _create(
+        api,
+        STORAGE_CLASSES,
+        {
+            "metadata": {"name": RBD_STORAGE_CLASS},
+            "provisioner": CSI_ADDONS_DRIVER,
+            "reclaimPolicy": "Retain",
+            "volumeBindingMode": "Immediate",
+        },
+    )
+    _create(
+        api,
+        PERSISTENT_VOLUMES,
+        {
+            "metadata": {"name": _pv_name(group, pvc)},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": RBD_STORAGE_CLASS,
+                "claimRef": {"namespace": group.namespace, "name": pvc},
+                "csi": {"driver": CSI_ADDONS_DRIVER, "volumeHandle": volume_handle(group.namespace, pvc)},
+            },
+        },
+    )
 
 
 def install_group(apis: dict[str, ClusterApi], group: DemoGroup, primary: str, secondary: str) -> None:
@@ -158,6 +209,9 @@ def install_group(apis: dict[str, ClusterApi], group: DemoGroup, primary: str, s
     for cluster in (primary, secondary):
         api = apis[cluster]
         _create(api, NAMESPACES, {"metadata": {"name": group.namespace}})
+        if group.backend is Backend.CSI_ADDONS:
+            for name in group.pvcs:
+                _csi_volume(api, group, name)
         pvc_uids[cluster] = {
             name: _create(api, PVCS, _pvc(group, name), group.namespace)["metadata"]["uid"] for name in group.pvcs
         }
@@ -178,12 +232,37 @@ def _install_replication(
 ) -> None:
     namespace = group.namespace
     if group.backend is Backend.CSI_ADDONS:
+        secret_name, secret_namespace = REPLICATION_SECRET
+        prefix = "replication.storage.openshift.io"
         _create(
             api,
             CSI_VGRC,
             {
                 "metadata": {"name": "rbd-group"},
-                "spec": {"provisioner": "rbd.csi.ceph.com", "parameters": {"schedulingInterval": "1m"}},
+                "spec": {
+                    "provisioner": CSI_ADDONS_DRIVER,
+                    "parameters": {
+                        "schedulingInterval": "1m",
+                        f"{prefix}/group-replication-secret-name": secret_name,
+                        f"{prefix}/group-replication-secret-namespace": secret_namespace,
+                    },
+                },
+            },
+        )
+        _create(
+            api,
+            CSI_VRC,
+            {
+                "metadata": {"name": "rbd-volume"},
+                "spec": {
+                    "provisioner": CSI_ADDONS_DRIVER,
+                    "parameters": {
+                        "mirroringMode": "snapshot",
+                        "schedulingInterval": "1m",
+                        f"{prefix}/replication-secret-name": secret_name,
+                        f"{prefix}/replication-secret-namespace": secret_namespace,
+                    },
+                },
             },
         )
         _create(
@@ -193,6 +272,7 @@ def _install_replication(
                 "metadata": {"name": APP},
                 "spec": {
                     "volumeGroupReplicationClassName": "rbd-group",
+                    "volumeReplicationClassName": "rbd-volume",
                     "source": {"selector": {"matchLabels": {"app": APP}}},
                     "replicationState": role,
                     "autoResync": False,

@@ -20,6 +20,8 @@ from clusters.kubeclient import close_api_client
 from orchestrate.config import user_config_path
 from sandbox.binaries import LabBinaries, ensure_binaries
 from sandbox.cluster import ClusterPorts, ClusterState, LabCluster, write_kubeconfig
+from sandbox.controller_build import CsiAddonsBuild, ensure_csi_addons
+from sandbox.csi_addons import CsiAddonsStack
 from sandbox.manifests import apply_manifests, crd_documents, wait_for_crds
 from sandbox.processes import free_port, port_is_free
 from sandbox.simulator_process import SimulatorProcess, SimulatorState, WorkerProcess, WorkerState
@@ -82,13 +84,19 @@ class Lab:
         demo: bool = False,
         worker: WorkerState | None = None,
         demo_groups: int = DEFAULT_DEMO_GROUPS,
+        csi_addons: CsiAddonsBuild | None = None,
     ) -> None:
         self.root = root
+        self.csi_addons = csi_addons
         self.demo_groups = demo_groups
         self.binaries = binaries
         self.clusters = {state.name: LabCluster(state, root, binaries) for state in clusters}
         self.temporal = TemporalDevServer(temporal, root) if temporal else None
-        self.simulator = SimulatorProcess(simulator, root, self.kubeconfig, list(self.clusters)) if simulator else None
+        sockets = {name: self.driver_socket(name) for name in self.clusters}
+        drivers = (sockets, csi_addons.stubs) if csi_addons else None
+        self.simulator = (
+            SimulatorProcess(simulator, root, self.kubeconfig, list(self.clusters), drivers) if simulator else None
+        )
         self.demo = demo
         self.worker = WorkerProcess(worker, root, self.config_file) if worker and demo else None
 
@@ -107,6 +115,7 @@ class Lab:
         with_demo: bool = True,
         with_worker: bool = False,
         demo_groups: int = DEFAULT_DEMO_GROUPS,
+        real_csi_addons: bool = False,
     ) -> Lab:
         """Plan a new lab; ports are free ones (Temporal gets 7233/8233 when asked and free).
 
@@ -121,6 +130,8 @@ class Lab:
             with_demo: install the demo groups and write ``orchestrate.yaml`` (needs the simulator).
             with_worker: run an ``orchestrate worker`` for the demo configuration (needs the demo).
             demo_groups: how many demo groups (the four named ones; more are spread over three priority tiers).
+            real_csi_addons: run the upstream csi-addons manager and sidecar on every cluster (built when
+                missing), the simulator answering their driver calls (needs the simulator).
         """
         root = root or default_root()
         if (root / "state.json").exists():
@@ -141,7 +152,10 @@ class Lab:
         simulator = SimulatorState(port=free_port(taken)) if with_simulator else None
         demo = with_demo and with_simulator
         worker = WorkerState() if with_worker and demo else None
-        return cls(root, clusters, temporal, binaries or ensure_binaries(), simulator, demo, worker, demo_groups)
+        csi_addons = ensure_csi_addons() if real_csi_addons and with_simulator else None
+        return cls(
+            root, clusters, temporal, binaries or ensure_binaries(), simulator, demo, worker, demo_groups, csi_addons
+        )
 
     @classmethod
     def load(cls, root: Path | None = None) -> Lab:
@@ -164,6 +178,7 @@ class Lab:
             bool(data.get("demo")),
             worker,
             int(data.get("demo_groups", DEFAULT_DEMO_GROUPS)),
+            ensure_csi_addons(build=False) if data.get("csi_addons") else None,
         )
 
     def save(self) -> None:
@@ -175,6 +190,7 @@ class Lab:
             "simulator": self.simulator.state.to_dict() if self.simulator else None,
             "demo": self.demo,
             "demo_groups": self.demo_groups,
+            "csi_addons": self.csi_addons is not None,
             "worker": self.worker.state.to_dict() if self.worker else None,
         }
         tmp = self.root / "state.json.tmp"
@@ -212,6 +228,8 @@ class Lab:
         if self.simulator:
             self.simulator.start()
             self.save()
+        for stack in self.csi_addons_stacks().values():
+            self._start_csi_addons(stack)
         if self.demo:
             self.install_demo()
         if self.worker:
@@ -257,6 +275,31 @@ class Lab:
         if link.is_symlink() and Path(os.readlink(link)) == self.config_file:
             link.unlink()
 
+    def driver_socket(self, cluster: str) -> Path:
+        """The simulator's csi-addons driver socket for ``cluster``."""
+        return self.root / cluster / "csi-addons" / "driver.sock"
+
+    def csi_addons_stacks(self) -> dict[str, CsiAddonsStack]:
+        """The csi-addons manager and sidecar of each cluster (none unless the lab runs the real controllers)."""
+        if self.csi_addons is None:
+            return {}
+        return {
+            name: CsiAddonsStack(cluster, self.csi_addons, self.driver_socket(name))
+            for name, cluster in self.clusters.items()
+        }
+
+    def _start_csi_addons(self, stack: CsiAddonsStack) -> None:
+        api_client = stack.cluster.api_client()
+        try:
+            documents = stack.crd_documents()
+            apply_manifests(api_client, documents)
+            wait_for_crds(api_client, [doc["metadata"]["name"] for doc in documents])
+        finally:
+            close_api_client(api_client)
+        stack.install()
+        stack.start()
+        self.save()
+
     def cluster_apis(self) -> dict[str, ClusterApi]:
         """A :class:`ClusterApi` per cluster (the caller may close their clients)."""
         return {name: ClusterApi(name, cluster.api_client()) for name, cluster in self.clusters.items()}
@@ -276,6 +319,8 @@ class Lab:
         """Stop every process; with ``purge`` forget the lab (state, etcd data, Temporal history)."""
         if self.worker:
             self.worker.stop()
+        for stack in self.csi_addons_stacks().values():
+            stack.stop()
         if self.simulator:
             self.simulator.stop()
         if self.temporal:
@@ -315,6 +360,8 @@ class Lab:
                 name: {"server": c.server, "processes": c.running_components()} for name, c in self.clusters.items()
             },
         }
+        for name, stack in self.csi_addons_stacks().items():
+            result["clusters"][name]["processes"].update(stack.running())
         if self.temporal:
             result["temporal"] = {
                 "address": self.temporal.state.address,

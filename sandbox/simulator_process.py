@@ -35,15 +35,24 @@ class SimulatorProcess(ManagedProcess):
     name = "storage simulator"
     start_timeout = 30.0
 
-    def __init__(self, state: SimulatorState, root: Path, kubeconfig: Path, clusters: list[str]) -> None:
+    def __init__(
+        self,
+        state: SimulatorState,
+        root: Path,
+        kubeconfig: Path,
+        clusters: list[str],
+        csi_addons: tuple[dict[str, Path], Path] | None = None,
+    ) -> None:
         self.state = state
         self.kubeconfig = kubeconfig
         self.clusters = clusters
+        self.csi_addons = csi_addons
+        """The csi-addons driver socket per cluster and the stubs' folder, when the real controllers run."""
         super().__init__(state, root / "simulator" / "simulator.log")
 
     def argv(self) -> list[str]:
         """The simulator's command line."""
-        return [
+        argv = [
             sys.executable,
             "-m",
             "sandbox.simulator",
@@ -54,6 +63,12 @@ class SimulatorProcess(ManagedProcess):
             "--port",
             str(self.state.port),
         ]
+        if self.csi_addons is not None:
+            sockets, stubs = self.csi_addons
+            for cluster in self.clusters[:2]:
+                argv += ["--csi-addons-socket", f"{cluster}={sockets[cluster]}"]
+            argv += ["--csi-addons-stubs", str(stubs)]
+        return argv
 
     def healthy(self) -> bool:
         """Whether its control API answers."""

@@ -54,6 +54,14 @@ def up(
             help="Demo groups: the four named ones (one per backend); more are app-005... in three priority tiers.",
         ),
     ] = DEFAULT_DEMO_GROUPS,
+    real_csi_addons: Annotated[
+        bool,
+        typer.Option(
+            "--real-csi-addons/--simulated-csi-addons",
+            help="Run the upstream csi-addons manager and sidecar on each cluster (the simulator is their storage) "
+            "or let the simulator write the VR/VGR status itself.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Start dc1 and dc2, Temporal, the storage simulator, the demo groups and a worker (builds binaries if needed)."""
@@ -62,7 +70,12 @@ def up(
         if not as_json:
             console.print("[bold]Preparing lab binaries[/] (the first run builds Kubernetes: 10-25 minutes)...")
         lab = Lab.create(
-            root, temporal_port=temporal_port, temporal_ui_port=ui_port, with_worker=True, demo_groups=groups
+            root,
+            temporal_port=temporal_port,
+            temporal_ui_port=ui_port,
+            with_worker=True,
+            demo_groups=groups,
+            real_csi_addons=real_csi_addons,
         )
         if not as_json:
             console.print(

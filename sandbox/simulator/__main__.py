@@ -41,6 +41,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="control API address (default: loopback)")
     parser.add_argument("--port", type=int, default=0, help="control API port (default: a free one)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--csi-addons-socket",
+        action="append",
+        default=[],
+        metavar="CLUSTER=PATH",
+        help="serve the csi-addons driver of CLUSTER on the unix socket PATH (the upstream controllers then own "
+        "the VR/VGR status); once per cluster",
+    )
+    parser.add_argument("--csi-addons-stubs", type=Path, help="folder of the generated csi-addons stubs")
     timings = parser.add_argument_group("timings (seconds)")
     for name, field in SimulatorConfig.model_fields.items():
         parse = int if field.annotation is int else float
@@ -62,6 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"invalid timing: {exc}", file=sys.stderr)
         return 2
+    sockets = dict(entry.partition("=")[::2] for entry in args.csi_addons_socket)
+    if sockets and (set(sockets) != set(names) or args.csi_addons_stubs is None):
+        print("--csi-addons-socket needs CLUSTER=PATH for each cluster, and --csi-addons-stubs", file=sys.stderr)
+        return 2
+    csi_addons = ({c: Path(p) for c, p in sockets.items()}, args.csi_addons_stubs) if sockets else None
     apis = {name: ClusterApi(name, new_api_client(args.kubeconfig, name), timeout=CLI_TIMEOUT) for name in names}
     stopping = threading.Event()
 
@@ -70,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    service = SimulatorService(apis, config, args.host, args.port).start()
+    service = SimulatorService(apis, config, args.host, args.port, csi_addons).start()
     print(f"simulator control API on {service.url}", flush=True)
     try:
         stopping.wait()

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,7 +35,7 @@ from clusters.errors import ClusterUnreachableError
 from sandbox.simulator.config import SimulatorConfig
 from sandbox.simulator.controllers.attacher import AttacherController
 from sandbox.simulator.controllers.base import Context, Controller, Shared
-from sandbox.simulator.controllers.csi import CsiReplicationController
+from sandbox.simulator.controllers.csi import CsiReplicationController, in_use
 from sandbox.simulator.controllers.dell import DellReplicationController
 from sandbox.simulator.controllers.trident import TridentController
 from sandbox.simulator.faults import FaultRegistry
@@ -89,6 +89,9 @@ class Simulator:
         clock: POSIX time source (the model's and the written timestamps' clock).
         watch: follow the clusters with watches (and wake on changes); ``False`` lists every tick (in-memory API
             servers of the unit tier, which cannot watch).
+        real_csi_addons: the upstream csi-addons controllers write the VolumeReplication and
+            VolumeGroupReplication status (the simulator then only answers their driver calls, see
+            :mod:`sandbox.simulator.csi_addons_driver`); the unified API stays simulated.
     """
 
     def __init__(
@@ -98,6 +101,7 @@ class Simulator:
         *,
         clock: Callable[[], float] = time.time,
         watch: bool = True,
+        real_csi_addons: bool = False,
     ) -> None:
         self._apis = dict(clusters)
         self._names = tuple(self._apis)
@@ -108,7 +112,7 @@ class Simulator:
         self.faults = FaultRegistry()
         self._shared = Shared()
         self._controllers: tuple[Controller, ...] = (
-            CsiReplicationController(),
+            CsiReplicationController(real_csi_addons=real_csi_addons),
             TridentController(),
             DellReplicationController(),
             AttacherController(),
@@ -256,6 +260,25 @@ class Simulator:
             return False
         groups = {volume.key.namespace, *self._shared.aliases.get(volume.key, set())}
         return self.faults.active(FaultKind.STALL_FINAL_SYNC, groups, transfer.source)
+
+    # ------------------------------------------------------------------------------------------------ driver side
+
+    def locked(self) -> threading.RLock:
+        """The lock every change of the model and the faults holds (a driver call takes it too)."""
+        return self._lock
+
+    def now(self) -> float:
+        """The simulator's clock."""
+        return self._clock()
+
+    def wake(self) -> None:
+        """Reconcile soon: a driver call changed the model (a final sync may now be due)."""
+        self._wake.set()
+
+    def volume_usage(self, cluster: str, keys: Iterable[VolumeKey]) -> str | None:
+        """Why a demote on ``cluster`` would find the volumes in use (a pod or a VolumeAttachment), if they are."""
+        view = self._views.get(cluster)
+        return in_use(view, keys) if view is not None else None
 
     # ------------------------------------------------------------------------------------------------ control
 

@@ -24,6 +24,26 @@ DELL_RG = Resource(
 )
 
 WITHOUT_STATUS_SUBRESOURCE = frozenset({TAMU})
+
+CSI_ADDONS_DRIVER = "rbd.csi.ceph.com"
+"""The CSI driver the simulator plays behind the real csi-addons sidecar (ceph-csi's RBD driver): the PVs'
+``spec.csi.driver`` and the replication classes' provisioner."""
+_HANDLE_PREFIX = "sim:"
+
+
+def volume_handle(namespace: str, pvc: str) -> str:
+    """The CSI volume handle of a simulated volume (the same image name on both sites, as RBD mirroring has)."""
+    return f"{_HANDLE_PREFIX}{namespace}/{pvc}"
+
+
+def parse_volume_handle(handle: str) -> tuple[str, str] | None:
+    """The (namespace, PVC) a handle names, or ``None`` for a handle the simulator did not make."""
+    namespace, _, pvc = handle.removeprefix(_HANDLE_PREFIX).partition("/")
+    if not handle.startswith(_HANDLE_PREFIX) or not namespace or not pvc:
+        return None
+    return namespace, pvc
+
+
 """Kinds whose status is written with an ordinary update (as upstream Trident does for TAMU)."""
 
 __all__ = [

@@ -28,8 +28,9 @@ import urllib.parse
 from collections.abc import Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -38,6 +39,9 @@ from sandbox.simulator.client import SimulatorClient
 from sandbox.simulator.config import SimulatorConfig
 from sandbox.simulator.engine import Simulator
 from sandbox.simulator.schemas import FaultKind, FaultSpec, WriteRequest
+
+if TYPE_CHECKING:
+    from sandbox.simulator.csi_addons_driver import CsiAddonsDriver
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +202,8 @@ class SimulatorService:
         config: timings.
         host: the control API's address.
         port: the control API's port (0: a free one).
+        csi_addons: the csi-addons driver socket per cluster and the folder of its stubs, when the upstream
+            csi-addons controllers run (the simulator then serves their driver calls instead of writing status).
     """
 
     def __init__(
@@ -206,9 +212,12 @@ class SimulatorService:
         config: SimulatorConfig | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        csi_addons: tuple[Mapping[str, Path], Path] | None = None,
     ) -> None:
-        self.simulator = Simulator(clusters, config)
+        self.simulator = Simulator(clusters, config, real_csi_addons=csi_addons is not None)
         self.server = ControlServer(self.simulator, host, port)
+        self._csi_addons = csi_addons
+        self._drivers: list[CsiAddonsDriver] = []
 
     @property
     def url(self) -> str:
@@ -220,13 +229,20 @@ class SimulatorService:
         return SimulatorClient(self.url, timeout=timeout)
 
     def start(self) -> SimulatorService:
-        """Start the reconcile loop and the control API."""
+        """Start the driver sockets, the reconcile loop and the control API."""
+        if self._csi_addons is not None:
+            from sandbox.simulator.csi_addons_driver import CsiAddonsDriver  # grpc only where the drivers run
+
+            sockets, stubs = self._csi_addons
+            self._drivers = [CsiAddonsDriver(self.simulator, c, stubs).serve(path) for c, path in sockets.items()]
         self.server.start()
         self.simulator.start()
         return self
 
     def stop(self) -> None:
-        """Stop both."""
+        """Stop all of it."""
+        for driver in self._drivers:
+            driver.stop()
         self.simulator.stop()
         self.server.stop()
 

@@ -138,9 +138,11 @@ class FullLab:
             log.write("\n=== start (after SIGKILL)\n")
 
 
-def running_full_lab(root: Path, demo_groups: int = DEFAULT_DEMO_GROUPS) -> Iterator[FullLab]:
+def running_full_lab(
+    root: Path, demo_groups: int = DEFAULT_DEMO_GROUPS, real_csi_addons: bool = False
+) -> Iterator[FullLab]:
     """A full lab in ``root`` with ``demo_groups`` demo groups and a worker, for as long as the generator runs."""
-    lab = Lab.create(root, demo_groups=demo_groups)
+    lab = Lab.create(root, demo_groups=demo_groups, real_csi_addons=real_csi_addons)
     try:
         lab.up()
         env = {

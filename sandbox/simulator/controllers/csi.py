@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -25,6 +25,7 @@ from sandbox.simulator.kube import CSI_VGR, CSI_VR, UNIFIED_VGR, go_duration, la
 from sandbox.simulator.kube import set_condition as condition
 from sandbox.simulator.model import PromotionRefusedError, VolumeKey, group_last_shipment
 from sandbox.simulator.schemas import FaultKind
+from sandbox.simulator.view import ClusterView
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +79,12 @@ class CsiOp:
 class CsiReplicationController(Controller):
     """Plays the csi-addons replication controller (and the unified operator passing its status through)."""
 
-    flavors: ClassVar[tuple[CsiFlavor, ...]] = (CSI_ADDONS_VGR_FLAVOR, CSI_ADDONS_VR_FLAVOR, UNIFIED_VGR_FLAVOR)
-    resources: ClassVar[tuple[Resource, ...]] = tuple(f.resource for f in flavors)
+    all_flavors: ClassVar[tuple[CsiFlavor, ...]] = (CSI_ADDONS_VGR_FLAVOR, CSI_ADDONS_VR_FLAVOR, UNIFIED_VGR_FLAVOR)
+    resources: ClassVar[tuple[Resource, ...]] = tuple(f.resource for f in all_flavors)
 
-    def __init__(self) -> None:
+    def __init__(self, *, real_csi_addons: bool = False) -> None:
+        """Play every kind, or (``real_csi_addons``) only the unified one: the upstream controllers own the rest."""
+        self.flavors = (UNIFIED_VGR_FLAVOR,) if real_csi_addons else self.all_flavors
         self._ops: dict[Resource, OpTable[CsiOp]] = {f.resource: OpTable() for f in self.flavors}
 
     def reconcile(self, ctx: Context) -> None:
@@ -193,7 +196,7 @@ class CsiReplicationController(Controller):
             return None
         was_writable = [k for k in keys if ctx.model.writable(k, ctx.cluster)]
         if was_writable or op.completed is None:
-            if ctx.fault_active(FaultKind.REFUSE_DEMOTE_IN_USE, groups) and (usage := self._in_use(ctx, keys)):
+            if ctx.fault_active(FaultKind.REFUSE_DEMOTE_IN_USE, groups) and (usage := in_use(ctx.view, keys)):
                 return "FailedToDemote", f"failed to demote volume: {usage}"
             fault = ctx.take_fault(FaultKind.FAIL_DEMOTE, groups)
             if fault is not None:
@@ -231,19 +234,6 @@ class CsiReplicationController(Controller):
                 ctx.model.promote(key, ctx.cluster, ctx.now, force=force)
         except PromotionRefusedError as exc:
             return "FailedToPromote", f"failed to promote volume: {exc}"
-        return None
-
-    def _in_use(self, ctx: Context, keys: list[VolumeKey]) -> str | None:
-        """Why a demote is refused (newer ceph-csi): a pod uses a PVC or a VolumeAttachment publishes its PV."""
-        for key in keys:
-            for pod in ctx.view.pods_using(key):
-                node = nested(pod, "spec", "nodeName", default="no node yet")
-                return f"volume {key.pvc} is still in use: published on node {node} (pod {pod['metadata']['name']})"
-            pv = nested(ctx.view.pvc(key), "spec", "volumeName")
-            for attachment in ctx.view.attachments(pv) if pv else []:
-                node = nested(attachment, "spec", "nodeName", default="?")
-                name = attachment["metadata"]["name"]
-                return f"volume {key.pvc} is still in use: VolumeAttachment {name} publishes it on node {node}"
         return None
 
     # ------------------------------------------------------------------------------------------------ status
@@ -339,3 +329,17 @@ class CsiReplicationController(Controller):
         if flavor.extended_status:
             info["lastSyncBytes"] = sum(v.last_shipment_writes for v in volumes) * ctx.config.write_bytes
         return info
+
+
+def in_use(view: ClusterView, keys: Iterable[VolumeKey]) -> str | None:
+    """Why a demote is refused (newer ceph-csi): a pod uses a PVC or a VolumeAttachment publishes its PV."""
+    for key in keys:
+        for pod in view.pods_using(key):
+            node = nested(pod, "spec", "nodeName", default="no node yet")
+            return f"volume {key.pvc} is still in use: published on node {node} (pod {pod['metadata']['name']})"
+        pv = nested(view.pvc(key), "spec", "volumeName")
+        for attachment in view.attachments(pv) if pv else []:
+            node = nested(attachment, "spec", "nodeName", default="?")
+            name = attachment["metadata"]["name"]
+            return f"volume {key.pvc} is still in use: VolumeAttachment {name} publishes it on node {node}"
+    return None
