@@ -430,10 +430,15 @@ class CsiAddonsFamilyAdapter(ReplicationAdapter):
         Raises:
             ObjectMissingError: the object does not exist on this cluster.
         """
+        return self._read(self._document())
+
+    def _document(self) -> JsonObject:
         try:
-            document = self.api.get(self.resource, self.name, self.target.namespace)
+            return self.api.get(self.resource, self.name, self.target.namespace)
         except ObjectMissingError as exc:
             raise self._missing(exc) from exc
+
+    def _read(self, document: JsonObject) -> ReplicationStatus:
         return read_status(
             document,
             cluster=self.cluster,
@@ -517,7 +522,70 @@ class CsiAddonsFamilyAdapter(ReplicationAdapter):
 
 
 class CsiAddonsAdapter(CsiAddonsFamilyAdapter):
-    """csi-addons (Ceph RBD and other CSI drivers): ``replication.storage.openshift.io/v1alpha1``."""
+    """csi-addons (Ceph RBD and other CSI drivers): ``replication.storage.openshift.io/v1alpha1``.
+
+    A VolumeGroupReplication's status is only a copy of its inner VolumeReplication's (named in
+    ``spec.volumeReplicationName``), re-stamped with the VGR's generation on every VGR reconcile, before the VR
+    controller has acted on the request passed on to it (kubernetes-csi-addons v0.14.0
+    volumegroupreplication_controller.go, "Update VGR status based on VR Status"). So the VGR's own
+    ``observedGeneration`` proves nothing: its status counts as current only once that VR asks what the VGR asks and
+    reports on its own latest generation (:func:`inner_replication_lag`).
+    """
 
     backend = Backend.CSI_ADDONS
     fields = CSI_ADDONS_FIELDS
+
+    def observe(self) -> ReplicationStatus:
+        """Read the object (and a VGR's inner VolumeReplication) and normalise its status.
+
+        Raises:
+            ObjectMissingError: the object does not exist on this cluster.
+        """
+        document = self._document()
+        status = self._read(document)
+        inner = _dig(document, ("spec", "volumeReplicationName"))
+        if self.target.single_volume or not status.current or not isinstance(inner, str) or not inner:
+            return status
+        try:
+            replication: JsonObject | None = self.api.get(self.fields.volume, inner, self.target.namespace)
+        except ObjectMissingError:
+            replication = None
+        lag = inner_replication_lag(document, replication, inner)
+        if lag is None:
+            return status
+        return status.model_copy(
+            update={
+                "role": Role.UNKNOWN,
+                "current": False,
+                "completed": False,
+                "failure": None,
+                "failure_permanent": False,
+                "message": f"{self.ref}: {lag} (the group's status is a copy of its VolumeReplication's)",
+            }
+        )
+
+
+def inner_replication_lag(group: JsonObject, replication: JsonObject | None, name: str) -> str | None:
+    """Why a VolumeGroupReplication's status does not yet answer its latest request, or ``None`` when it does.
+
+    Args:
+        group: the VolumeGroupReplication.
+        replication: its inner VolumeReplication (``None`` when it does not exist).
+        name: that VolumeReplication's name (``spec.volumeReplicationName``).
+    """
+    if replication is None:
+        return f"its VolumeReplication {name} does not exist yet"
+    fields = CSI_ADDONS_FIELDS
+    asked = (_dig(group, fields.replication_state), _dig(group, fields.auto_resync) is True)
+    passed = (_dig(replication, fields.replication_state), _dig(replication, fields.auto_resync) is True)
+    if asked != passed:
+        return (
+            f"its VolumeReplication {name} still asks replicationState={passed[0]}, autoResync={passed[1]} where "
+            f"the group asks {asked[0]}, {asked[1]}: the controller has not passed the latest request on yet"
+        )
+    inner = read_status(
+        replication, cluster="", backend=Backend.CSI_ADDONS, resource=fields.volume, fields=fields, single_volume=True
+    )
+    if not inner.current:
+        return f"its {inner.message}"
+    return None

@@ -56,6 +56,33 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+def inner_replication_in_step(group: JsonObject) -> JsonObject:
+    """The inner VolumeReplication of a csi-addons VolumeGroupReplication, in step with it.
+
+    What the csi-addons controller keeps behind a VGR (``spec.volumeReplicationName``) once it has acted: the
+    group's request, and the group's status reported for the VR's own generation. The fakes answer it when a test
+    gives no VR of its own, so that tests of the group need not script one (tests/unit/
+    test_csi_addons_inner_replication.py covers a VR that lags).
+    """
+    status = copy.deepcopy(group.get("status") or {})
+    if "observedGeneration" in status:
+        status["observedGeneration"] = 1
+    for condition in status.get("conditions", []):
+        condition["observedGeneration"] = 1
+    spec = group.get("spec") or {}
+    return {
+        "apiVersion": "replication.storage.openshift.io/v1alpha1",
+        "kind": "VolumeReplication",
+        "metadata": {
+            "name": spec["volumeReplicationName"],
+            "namespace": group["metadata"]["namespace"],
+            "generation": 1,
+        },
+        "spec": {key: spec[key] for key in ("replicationState", "autoResync") if key in spec},
+        "status": status,
+    }
+
+
 def tmr_rules(document: JsonObject) -> str | None:
     """The lab CRD's CEL rules on a TridentMirrorRelationship spec (deploy/crds/trident.netapp.io.yaml)."""
     spec = document.get("spec", {})
@@ -168,9 +195,22 @@ class FakeClusterApi:
     def get(self, resource: Resource, name: str, namespace: str | None = None) -> JsonObject:
         """Read one object; ObjectMissingError when absent."""
         document = self.objects.get(self._key(resource.kind, name, namespace if resource.namespaced else None))
+        if document is None and resource.kind == "VolumeReplication":
+            document = self._inner_in_step(name, namespace)
         if document is None:
             raise self._missing(resource, name, namespace)
         return copy.deepcopy(document)
+
+    def _inner_in_step(self, name: str, namespace: str | None) -> JsonObject | None:
+        for group in self.objects.values():
+            spec = group.get("spec") or {}
+            if (
+                group.get("kind") == "VolumeGroupReplication"
+                and spec.get("volumeReplicationName") == name
+                and group["metadata"].get("namespace") == namespace
+            ):
+                return inner_replication_in_step(group)
+        return None
 
     def find(self, resource: Resource, name: str, namespace: str | None = None) -> JsonObject | None:
         """Read one object, or ``None``."""

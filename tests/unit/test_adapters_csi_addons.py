@@ -22,6 +22,7 @@ from adapters.csi_addons import CSI_ADDONS_FIELDS, CsiAddonsAdapter, reported_ro
 from adapters.waiting import wait_for_status
 from clusters.api import ClusterApi, JsonObject, RequestCounters, Resource
 from clusters.errors import BackendFailedError, InvalidSpecError, ObjectMissingError, PreconditionFailedError
+from tests.unit.fake_cluster import inner_replication_in_step
 
 RECORDED = Path(__file__).parent / "recorded"
 CRDS = Path(__file__).parents[2] / "deploy" / "crds"
@@ -43,6 +44,10 @@ class FakeClusterApi(ClusterApi):
     GET answers from a script per object (each GET takes the next document, the last one repeats), so a test can
     play a controller's successive status updates. PATCH applies an RFC 7386 merge patch and, like the API server,
     bumps ``metadata.generation`` when the spec changes.
+
+    A VolumeGroupReplication's inner VolumeReplication (``spec.volumeReplicationName``) that no script gives is
+    answered in step with the group last read (same request, its own generation observed), unless
+    ``inner_in_step`` is false: the tests of the group itself need not script its VR.
     """
 
     def __init__(self, cluster: str = "dc1") -> None:
@@ -53,6 +58,8 @@ class FakeClusterApi(ClusterApi):
         self.scripts: dict[str, list[JsonObject]] = {}
         self.requests: list[tuple[str, str, Any, str]] = []
         self.gets = 0
+        self.inner_in_step = True
+        self._last_group: JsonObject | None = None
 
     def put(self, resource: Resource, *documents: JsonObject) -> None:
         metadata = documents[0]["metadata"]
@@ -75,12 +82,16 @@ class FakeClusterApi(ClusterApi):
         self.requests.append((method, path, copy.deepcopy(body), content_type))
         self._counters.count(method)
         script = self.scripts.get(path)
+        if script is None and method == "GET" and (inner := self._inner_in_step(path)) is not None:
+            return inner
         if script is None:
             name = path.rsplit("/", 1)[-1]
             raise self._error(404, {"message": f'"{name}" not found', "reason": "NotFound"}, object_ref)
         if method == "GET":
             self.gets += 1
             document = script.pop(0) if len(script) > 1 else script[0]
+            if document.get("kind") == "VolumeGroupReplication":
+                self._last_group = document
             return copy.deepcopy(document)
         if method == "PATCH":
             assert content_type == "application/merge-patch+json"
@@ -93,6 +104,14 @@ class FakeClusterApi(ClusterApi):
             del script[1:]
             return copy.deepcopy(current)
         raise AssertionError(f"unexpected {method} {path}")
+
+    def _inner_in_step(self, path: str) -> JsonObject | None:
+        group = self._last_group
+        if not self.inner_in_step or group is None or "/volumereplications/" not in path:
+            return None
+        if (group.get("spec") or {}).get("volumeReplicationName") != path.rsplit("/", 1)[-1]:
+            return None
+        return inner_replication_in_step(group)
 
 
 def merge_patch(target: JsonObject, patch: JsonObject) -> None:

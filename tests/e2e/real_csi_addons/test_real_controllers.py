@@ -9,6 +9,9 @@ inner VolumeReplication status here is written by the upstream code. Covered:
 - a planned failover and failback of pg-prod, with the invariant sampler and no acknowledged write lost;
 - an unplanned failover with dc1 lost and its fence on return: dc1 demoted with resync by the real controller,
   the group protected again on dc2;
+- finding 1 of issue 11: the VGR controller re-stamps its inner VR's old status with the VGR's generation before
+  the VR has acted (the driver's demote is slowed to make the moment last); the adapter does not take that status
+  as current, and does once the VR has acted;
 - every connection of every lab process stays on loopback (the manager dials the stand-in driver pod's IP).
 """
 
@@ -17,11 +20,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
+from adapters.registry import adapter_for
+from clusters.registry import ClusterRegistry
 from sandbox.csi_addons import NAMESPACE
-from tests.e2e.configs import lab_cli, wait_for_status
+from tests.e2e.configs import lab_cli, wait_for, wait_for_status
 from tests.e2e.conftest import FullLab, lost_writes
 
 GROUP = "pg-prod"
@@ -92,6 +98,43 @@ def test_unplanned_failover_and_fence_on_return(full_lab: FullLab, home: None, s
     assert view["operation"]["fence"]["stage"] == "fenced", view["operation"]["fence"]
     volumes = full_lab.simulator.ledger(GROUP).volumes
     assert all(v.writable == ["dc2"] for v in volumes), [v.writable for v in volumes]
+
+
+def test_a_group_status_restamped_before_its_volume_replication_acted_is_not_current(
+    full_lab: FullLab, home: None
+) -> None:
+    group = full_lab.config.group(GROUP)
+    registry = ClusterRegistry(full_lab.config.clusters)
+    dc1, dc2 = (adapter_for(registry.api(c), group.replication_target(c)) for c in ("dc1", "dc2"))
+    cluster = full_lab.lab.cluster("dc2")
+    base = f"{REPLICATION_API}/namespaces/{GROUP}"
+    latency = full_lab.simulator.config().demote_latency
+    full_lab.simulator.configure(demote_latency=6.0)  # the VR controller's demote call now lasts 6 s
+    seen: list[tuple[dict[str, Any], dict[str, Any], bool]] = []
+    try:
+        assert dc2.observe().current
+        dc2.reprotect(resync=True, peer=dc1)  # the same role, a new request: what the fence asks of a returning side
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and not seen:
+            vgr = cluster.request("GET", f"{base}/volumegroupreplications/postgres").json()
+            vr_name = vgr["spec"]["volumeReplicationName"]
+            vr = cluster.request("GET", f"{base}/volumereplications/{vr_name}").json()
+            restamped = vgr.get("status", {}).get("observedGeneration") == vgr["metadata"]["generation"]
+            vr_behind = vr.get("status", {}).get("observedGeneration") != vr["metadata"]["generation"]
+            if restamped and vr_behind and vr["spec"].get("autoResync") is True:
+                seen.append((vgr, vr, dc2.observe().current))
+            time.sleep(0.1)
+        assert seen, "never saw the VGR re-stamped while its VR had not acted"
+        vgr, vr, current = seen[0]
+        assert vgr["status"]["state"] == "Secondary" and all(
+            c["observedGeneration"] == vgr["metadata"]["generation"] for c in vgr["status"]["conditions"]
+        ), vgr["status"]
+        assert not current, "the adapter took the re-stamped VGR status for an answer"
+        wait_for(lambda: dc2.observe().current or None, "the VR acted and the group is current", timeout=60)
+    finally:
+        full_lab.simulator.configure(demote_latency=latency)
+        dc2.reprotect(resync=False, peer=dc1)
+        registry.close()
 
 
 _LOOPBACK_V4 = ipaddress.ip_network("127.0.0.0/8")
