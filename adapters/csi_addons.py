@@ -155,7 +155,7 @@ def read_status(
     stale = conditions.stale() if status_current else []
     current = status_current and not stale
 
-    validated = conditions.current(VALIDATED)
+    validated = _current_validation(conditions)
     # Validated is optional (csi-addons < 0.10 never writes it); when current it must be True.
     completed = conditions.is_true(COMPLETED) and (validated is None or validated.status == TRUE)
     healthy = conditions.is_false(DEGRADED)
@@ -163,7 +163,7 @@ def read_status(
     replicating = conditions.is_true(REPLICATING)
 
     # A failure written for an older spec is history, not an answer to the latest request.
-    failure, permanent = _failure(conditions, str(status.get("message") or "")) if status_current else (None, False)
+    failure, unmet = _failure(conditions, str(status.get("message") or "")) if status_current else (None, False)
     # Only the primary side reports its last sync; a Secondary keeps an old value until its resync completes.
     last_sync = _timestamp(status.get("lastSyncTime")) if reported is Role.PRIMARY else None
 
@@ -178,8 +178,11 @@ def read_status(
         )
     elif failure is not None:
         action = _action(conditions.current(COMPLETED), desired)
-        if permanent:
-            summary = f"{action} refused, an operator must fix the prerequisite ({failure})"
+        if unmet:
+            summary = (
+                f"{_state_word(reported, state)}, {action} failing on an unmet prerequisite: an operator must fix "
+                f"it, {fields.controller} retrying until then ({failure})"
+            )
         else:
             summary = f"{_state_word(reported, state)}, {action} failing, {fields.controller} retrying ({failure})"
     elif stale:
@@ -221,7 +224,8 @@ def read_status(
         replicating=replicating,
         syncing=syncing,
         failure=f"{ref}: {failure}" if failure else None,
-        failure_permanent=permanent,
+        # csi-addons never gives up: it retries even after PrerequisiteNotMet, so the caller's timeout decides.
+        failure_permanent=False,
         last_sync_time=last_sync,
         message=f"{ref}: {summary}",
         volumes=volumes,
@@ -237,14 +241,14 @@ def _health_note(conditions: Conditions) -> str:
 
 
 def _failure(conditions: Conditions, status_message: str) -> tuple[str | None, bool]:
-    """The current failed attempt, verbatim enough to act on, and whether the controller gave up on it."""
-    validated = conditions.current(VALIDATED)
+    """The current failed attempt, verbatim enough to act on, and whether a prerequisite is unmet (Validated=False)."""
+    validated = _current_validation(conditions)
     completed = conditions.current(COMPLETED)
-    permanent = validated is not None and validated.status == FALSE
+    unmet = validated is not None and validated.status == FALSE
     failing = completed is not None and completed.status == FALSE
-    if not (permanent or failing):
+    if not (unmet or failing):
         return None, False
-    parts = [c.describe() for c in (validated if permanent else None, completed if failing else None) if c]
+    parts = [c.describe() for c in (validated if unmet else None, completed if failing else None) if c]
     # Newer csi-addons keeps Completed's message generic and puts the driver's error on Degraded=True/Error.
     degraded = conditions.current(DEGRADED)
     if degraded is not None and degraded.status == TRUE and degraded.reason == "Error" and degraded.message:
@@ -252,7 +256,21 @@ def _failure(conditions: Conditions, status_message: str) -> tuple[str | None, b
     text = "; ".join(parts)
     if status_message and status_message not in text:
         text += f"; status: {status_message}"
-    return text, permanent
+    return text, unmet
+
+
+def _current_validation(conditions: Conditions) -> Condition | None:
+    """The current Validated condition, unless a later attempt has completed since it failed.
+
+    csi-addons writes Validated=False/PrerequisiteNotMet (with Completed=False) when enabling replication fails on a
+    precondition, retries, and on success writes Completed=True without touching Validated (status.go,
+    setPromotedCondition); a VGR then re-stamps that old Validated=False with its latest generation. So a current
+    Completed=True supersedes a Validated=False.
+    """
+    validated = conditions.current(VALIDATED)
+    if validated is not None and validated.status == FALSE and conditions.is_true(COMPLETED):
+        return None
+    return validated
 
 
 def _state_word(reported: Role, state: str) -> str:

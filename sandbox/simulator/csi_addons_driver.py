@@ -234,9 +234,15 @@ class CsiAddonsDriver:
     # ------------------------------------------------------------------------------------------------ replication
 
     def enable(self, request: Any) -> Any:
-        """Mirroring enabled: the volumes exist in the model."""
+        """Mirroring enabled: the volumes exist in the model (FailedPrecondition under refuse-enable)."""
         keys = self._keys(request)
         with self._array() as now:
+            fault = self.simulator.faults.take(FaultKind.REFUSE_ENABLE, self._fault_groups(keys), self.cluster)
+            if fault is not None:
+                raise DriverError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"parent image of {keys[0].pvc} is not enabled for mirroring: injected fault ({fault.fired})",
+                )
             for key in keys:
                 self.simulator.model.ensure(key, now)
         return self.pb.replication.EnableVolumeReplicationResponse()

@@ -32,12 +32,17 @@ class FaultKind(StrEnum):
     """A csi-addons/unified demote fails while a pod uses a PVC or a VolumeAttachment exists for its PV."""
     FORCE_PROMOTE_ON_PRECONDITION = "force-promote-on-precondition"
     """csi-addons/unified promote while the peer is primary force-promotes (two primaries) instead of failing."""
+    REFUSE_ENABLE = "refuse-enable"
+    """The real csi-addons controllers only: EnableVolumeReplication fails with FailedPrecondition (as ceph-csi
+    answers when the parent image is not mirrored); counted, so a later attempt succeeds."""
     STOP_LAG_UPDATES = "stop-lag-updates"
     """``lastSyncTime``/``lastSyncDuration``/``lastSyncBytes`` (csi-addons, unified) and ``lastSuccessfulUpdate``
     (Dell) stop being refreshed; shipments continue (the ledger keeps moving)."""
 
 
-COUNTED_FAULTS = frozenset({FaultKind.FAIL_DEMOTE, FaultKind.FAIL_PROMOTE, FaultKind.FAIL_RESYNC})
+COUNTED_FAULTS = frozenset(
+    {FaultKind.FAIL_DEMOTE, FaultKind.FAIL_PROMOTE, FaultKind.FAIL_RESYNC, FaultKind.REFUSE_ENABLE}
+)
 """Kinds that fail attempts one by one (``times``); the others hold while they are set."""
 
 

@@ -21,7 +21,7 @@ from adapters.base import Backend, ReplicationAdapter, ReplicationStatus, Replic
 from adapters.csi_addons import CSI_ADDONS_FIELDS, CsiAddonsAdapter, reported_role
 from adapters.waiting import wait_for_status
 from clusters.api import ClusterApi, JsonObject, RequestCounters, Resource
-from clusters.errors import BackendFailedError, InvalidSpecError, ObjectMissingError, PreconditionFailedError
+from clusters.errors import BackendFailedError, InvalidSpecError, ObjectMissingError
 from tests.unit.fake_cluster import inner_replication_in_step
 
 RECORDED = Path(__file__).parent / "recorded"
@@ -319,16 +319,33 @@ def test_one_stale_condition_holds_the_status_back() -> None:
     assert not CsiAddonsAdapter.final_sync_complete(status)
 
 
-def test_validated_false_is_a_permanent_failure() -> None:
+def test_validated_false_is_a_failure_the_controller_retries_until_an_operator_fixes_it() -> None:
+    # Upstream retries after PrerequisiteNotMet (reference/backends.md section 6): not permanent.
     status = observe("csi-addons/validated-false.yaml")
     assert status.current and status.role is Role.SECONDARY
-    assert not status.completed and status.failure_permanent
+    assert not status.completed and not status.failure_permanent
     assert status.failure is not None
     assert status.failure.startswith(f"{VGR_REF}: Validated=False/PrerequisiteNotMet: failed to meet prerequisite")
     assert "mirroring is not enabled on pool replicapool" in status.failure
     assert "Completed=False/FailedToPromote" in status.failure
-    assert "promotion refused, an operator must fix the prerequisite" in status.message
+    assert "promotion failing on an unmet prerequisite: an operator must fix it" in status.message
     assert not CsiAddonsAdapter.promoted(status)
+
+
+def test_a_completed_promotion_supersedes_an_earlier_validated_false() -> None:
+    # Upstream's success path never resets Validated: Completed=True written later is the answer.
+    document = recorded("csi-addons/validated-false.yaml")
+    document["status"]["state"] = "Primary"
+    for condition in document["status"]["conditions"]:
+        if condition["type"] == "Completed":
+            condition.update(status="True", reason="Promoted", message="volume group is promoted")
+        if condition["type"] == "Degraded":
+            condition.update(status="False", reason="Healthy", message="")
+    api = FakeClusterApi()
+    api.put(CSI_ADDONS_FIELDS.group, document)
+    status = csi_adapter(api).observe()
+    assert status.current and CsiAddonsAdapter.promoted(status), status.message
+    assert status.failure is None and not status.failure_permanent
 
 
 def test_failed_to_demote_is_the_controller_retrying() -> None:
@@ -568,12 +585,12 @@ def test_wait_timeout_names_the_last_status() -> None:
     assert clock.now - 1000.0 == 60
 
 
-def test_wait_raises_at_once_on_a_permanent_failure() -> None:
-    adapter, api = scripted("csi-addons/validated-false.yaml")
+def test_wait_keeps_waiting_on_an_unmet_prerequisite_until_timeout() -> None:
+    adapter, _ = scripted("csi-addons/validated-false.yaml")
     clock = FakeClock()
-    with pytest.raises(PreconditionFailedError) as caught:
+    with pytest.raises(BackendFailedError) as caught:
         wait(adapter, adapter.promoted, clock, what="promoted")
-    assert api.gets == 1 and clock.sleeps == []
+    assert len(clock.sleeps) == 12
     assert caught.value.cluster == "dc1"
     assert "Validated=False/PrerequisiteNotMet" in str(caught.value)
     assert VGR_REF in str(caught.value)

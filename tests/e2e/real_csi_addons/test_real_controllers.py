@@ -12,6 +12,9 @@ inner VolumeReplication status here is written by the upstream code. Covered:
 - finding 1 of issue 11: the VGR controller re-stamps its inner VR's old status with the VGR's generation before
   the VR has acted (the driver's demote is slowed to make the moment last); the adapter does not take that status
   as current, and does once the VR has acted;
+- finding 2: a promotion whose first attempts fail on a precondition (FailedPrecondition from EnableVolumeReplication,
+  which the controller answers with Validated=False/PrerequisiteNotMet and retries) completes, and leaves
+  Validated=False next to Completed=True: the failover succeeds instead of giving up on a "permanent" failure;
 - every connection of every lab process stays on loopback (the manager dials the stand-in driver pod's IP).
 """
 
@@ -135,6 +138,29 @@ def test_a_group_status_restamped_before_its_volume_replication_acted_is_not_cur
         full_lab.simulator.configure(demote_latency=latency)
         dc2.reprotect(resync=False, peer=dc1)
         registry.close()
+
+
+def test_a_promotion_that_first_failed_on_a_precondition_completes(
+    full_lab: FullLab, home: None, sampler_for: Any
+) -> None:
+    full_lab.simulator.add_fault(GROUP, "refuse-enable", cluster="dc2", times=2)
+    with sampler_for(GROUP):
+        moved = full_lab.cli("failover", "--group", GROUP, "--yes", "--json")
+    assert moved.code == 0, moved.stdout + moved.stderr
+    assert moved.json()["progress"]["phase"] == "Relocated"
+    (fault,) = [f for f in full_lab.simulator.faults() if f.kind == "refuse-enable"]
+    assert fault.fired == 2, fault
+    vgr = (
+        full_lab.lab.cluster("dc2")
+        .request("GET", f"{REPLICATION_API}/namespaces/{GROUP}/volumegroupreplications/postgres")
+        .json()
+    )
+    conditions = {c["type"]: c for c in vgr["status"]["conditions"]}
+    assert (conditions["Validated"]["status"], conditions["Validated"]["reason"]) == ("False", "PrerequisiteNotMet")
+    assert (conditions["Completed"]["status"], conditions["Completed"]["reason"]) == ("True", "Promoted")
+    assert conditions["Validated"]["observedGeneration"] == vgr["metadata"]["generation"]
+    status = full_lab.cli("status", "--group", GROUP, "--json").json()[0]
+    assert status["primary"] == "dc2" and status["protected"], status["summary"]
 
 
 _LOOPBACK_V4 = ipaddress.ip_network("127.0.0.0/8")
