@@ -285,19 +285,23 @@ class CsiAddonsDriver:
         return self.pb.replication.DemoteVolumeResponse()
 
     def resync(self, request: Any) -> Any:
-        """Resync diverged volumes from the peer (with ``force``); ready once no volume is diverged or syncing."""
+        """Resync a split-brained secondary from the peer, as ceph-csi does.
+
+        A diverged volume is resynced only with ``force``, and that call answers Unavailable "awaiting initial
+        resync due to split brain" (the controller retries); ready only once nothing is diverged or syncing.
+        """
         keys = self._keys(request)
         with self._array() as now:
             model = self.simulator.model
+            if any(model.writable(k, self.cluster) for k in keys):
+                raise DriverError(grpc.StatusCode.INVALID_ARGUMENT, "image is in primary state")
             diverged = [k for k in keys if model.diverged(k, self.cluster) and not model.syncing(k, self.cluster)]
             if diverged and request.force:
                 self._take_fault(FaultKind.FAIL_RESYNC, keys)
                 for key in diverged:
                     model.request_resync(key, self.cluster, now)
-            ready = not any(
-                model.writable(k, self.cluster) or model.diverged(k, self.cluster) or model.syncing(k, self.cluster)
-                for k in keys
-            )
+                raise DriverError(grpc.StatusCode.UNAVAILABLE, "awaiting initial resync due to split brain")
+            ready = not any(model.diverged(k, self.cluster) or model.syncing(k, self.cluster) for k in keys)
         return self.pb.replication.ResyncVolumeResponse(ready=ready)
 
     def replication_info(self, request: Any) -> Any:
@@ -306,7 +310,7 @@ class CsiAddonsDriver:
         with self._array():
             model = self.simulator.model
             if not all(model.writable(k, self.cluster) for k in keys):
-                raise DriverError(grpc.StatusCode.FAILED_PRECONDITION, "image is not primary: no replication info")
+                raise DriverError(grpc.StatusCode.INVALID_ARGUMENT, "image is not in primary state")
             response = self.pb.replication.GetVolumeReplicationInfoResponse
             healthy = all(model.replicating(k, self.cluster) for k in keys)
             status = response.HEALTHY if healthy else response.DEGRADED
