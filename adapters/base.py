@@ -110,8 +110,8 @@ class ReplicationStatus(_Frozen):
         replicating: data flows between the sides (Replicating=True, TMR established, Dell link SYNCHRONIZED).
         syncing: a (final or re-) sync is in progress.
         failure: the backend's report of a failed attempt, verbatim enough to act on; ``None`` when none.
-        failure_permanent: the backend has given up (Dell ``Error``, Trident ``failed``/``invalid``,
-            Validated=False/PrerequisiteNotMet); otherwise a failure means the backend keeps retrying.
+        failure_permanent: the backend has given up (Dell ``Error``, Trident ``failed``/``invalid``); otherwise a
+            failure means the backend keeps retrying (csi-addons retries even after Validated=False/PrerequisiteNotMet).
         last_sync_time: the last completed sync the backend reports (primary side only for csi-addons/unified).
         message: a human-readable one-liner.
         volumes: per-volume (or per-object) detail: one entry per PVC (csi-addons, unified, trident), or one entry

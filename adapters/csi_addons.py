@@ -47,6 +47,7 @@ __all__ = [
     "CsiAddonsAdapter",
     "CsiAddonsFamilyAdapter",
     "ReplicationFields",
+    "inner_replication_lag",
     "read_status",
     "reported_role",
 ]
@@ -547,7 +548,7 @@ class CsiAddonsAdapter(CsiAddonsFamilyAdapter):
     controller has acted on the request passed on to it (kubernetes-csi-addons v0.14.0
     volumegroupreplication_controller.go, "Update VGR status based on VR Status"). So the VGR's own
     ``observedGeneration`` proves nothing: its status counts as current only once that VR asks what the VGR asks and
-    reports on its own latest generation (:func:`inner_replication_lag`).
+    reports on its own latest generation, and the VGR holds that VR status (:func:`inner_replication_lag`).
     """
 
     backend = Backend.CSI_ADDONS
@@ -606,4 +607,16 @@ def inner_replication_lag(group: JsonObject, replication: JsonObject | None, nam
     )
     if not inner.current:
         return f"its {inner.message}"
+    if _status_content(group) != _status_content(replication):
+        return f"the group has not copied the latest status of its VolumeReplication {name} yet"
     return None
+
+
+def _status_content(document: JsonObject) -> tuple[object, ...]:
+    """A status's state and conditions (type, status, reason): what a VGR copies from its VR, less the re-stamp."""
+    status = document.get("status") or {}
+    conditions = status.get("conditions") or []
+    return (
+        status.get("state"),
+        tuple(sorted((str(c.get("type")), str(c.get("status")), str(c.get("reason"))) for c in conditions)),
+    )

@@ -119,7 +119,7 @@ class BackendFailedError(PermanentError):
 
 
 class PreconditionFailedError(PermanentError):
-    """A precondition does not hold (volume still in use, Validated=False/PrerequisiteNotMet, peer not Secondary)."""
+    """A precondition does not hold (volume still in use, peer not Secondary, a prerequisite the backend reports)."""
 
 
 class ForbiddenError(PermanentError):

@@ -50,6 +50,15 @@ class CsiAddonsBuild:
     crds: Path
     stubs: Path
 
+    def to_dict(self) -> dict[str, str]:
+        """The paths as strings, for the lab's state file (a later process needs no Go to find them again)."""
+        return {name: str(path) for name, path in vars(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> CsiAddonsBuild:
+        """Rebuild from :meth:`to_dict` output."""
+        return cls(**{name: Path(path) for name, path in data.items()})
+
 
 def required_version(go_mod: str, module: str) -> str:
     """The version of ``module`` that the go.mod text ``go_mod`` requires."""

@@ -8,8 +8,8 @@ What a real cluster has, and how the lab stands in for it (upstream facts: sandb
   dials outside loopback. Each cluster's sidecar listens on a port of its own.
 - The sidecar reads its cluster only from the in-cluster files (``/var/run/secrets/kubernetes.io/serviceaccount``
   and ``KUBERNETES_SERVICE_HOST/PORT``). Two clusters' sidecars on one host each get a private mount namespace
-  (``unshare --mount``) with a tmpfs over ``/run`` holding their own service-account token and CA; the host's
-  files are never touched.
+  (``unshare --mount``, which needs root) with a tmpfs over ``/var/run`` (where it really points, usually /run)
+  holding their own service-account token and CA; the host's files are never touched.
 - The replication classes name a Secret (the sidecar fetches it before every call): ``rbd-replication-secret``.
 - Both run under a restart loop, as kubelet restarts a pod's containers: the sidecar exits by design when it
   loses its leader lease (an apiserver outage does that), and a real cluster would start it again.
@@ -204,8 +204,9 @@ class CsiAddonsStack:
             f"--leader-election-namespace={NAMESPACE}",
             "--enable-auth=false",
         ]
+        # /var/run is a symlink to /run on most systems: the tmpfs goes where it really points.
         private_run = (
-            f"mount -t tmpfs lab-serviceaccount /run && mkdir -p {SERVICE_ACCOUNT_DIR} && "
+            f'mount -t tmpfs lab-serviceaccount "$(readlink -f /var/run)" && mkdir -p {SERVICE_ACCOUNT_DIR} && '
             f"cp {shlex.quote(str(self.folder / 'serviceaccount'))}/* {SERVICE_ACCOUNT_DIR}/ && "
             f"{_RESTART_LOOP.format(command=shlex.join(sidecar))}"
         )

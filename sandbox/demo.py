@@ -17,6 +17,8 @@ import yaml
 from adapters.base import Backend
 from clusters.api import NAMESPACES, PVCS, STATEFULSETS, ClusterApi, JsonObject, Resource
 from clusters.errors import ConflictError
+from sandbox.csi_addons import NAMESPACE as CSI_ADDONS_NAMESPACE
+from sandbox.csi_addons import REPLICATION_SECRET as CSI_ADDONS_SECRET
 from sandbox.simulator.kube import CSI_ADDONS_DRIVER, volume_handle
 
 VOLUMES = ("data", "wal", "config")
@@ -43,7 +45,7 @@ STORAGE_CLASSES = Resource("storage.k8s.io", "v1", "storageclasses", "StorageCla
 PERSISTENT_VOLUMES = Resource("", "v1", "persistentvolumes", "PersistentVolume", namespaced=False)
 RBD_STORAGE_CLASS = "rbd-replicated"
 """The StorageClass of the csi-addons groups' volumes: CSI PersistentVolumes of the driver the simulator plays."""
-REPLICATION_SECRET = ("rbd-replication-secret", "csi-addons-system")
+REPLICATION_SECRET = (CSI_ADDONS_SECRET, CSI_ADDONS_NAMESPACE)
 """The Secret the csi-addons classes name (the sidecar reads it before every driver call)."""
 UNIFIED_VGRC = Resource(
     "replication.unified.io",
@@ -170,11 +172,11 @@ def _pv_name(group: DemoGroup, pvc: str) -> str:
     return f"pv-{group.namespace}-{pvc}"
 
 
-def _csi_volume(api: ClusterApi, group: DemoGroup, pvc: str) -> None:
-    """A CSI PersistentVolume of the simulated RBD driver, pre-bound to the group's PVC.
+def _csi_volumes(api: ClusterApi, group: DemoGroup) -> None:
+    """CSI PersistentVolumes of the simulated RBD driver (and their StorageClass), pre-bound to the group's PVCs.
 
-    What a provisioner would have made (the controller manager binds the pair), so that the csi-addons controllers
-    find the volume handle.
+    What a provisioner would have made (the controller manager binds each pair), so that the csi-addons controllers
+    find the volume handles.
     """
     _create(
         api,
@@ -186,6 +188,11 @@ def _csi_volume(api: ClusterApi, group: DemoGroup, pvc: str) -> None:
             "volumeBindingMode": "Immediate",
         },
     )
+    for pvc in group.pvcs:
+        _csi_volume(api, group, pvc)
+
+
+def _csi_volume(api: ClusterApi, group: DemoGroup, pvc: str) -> None:
     _create(
         api,
         PERSISTENT_VOLUMES,
@@ -210,8 +217,7 @@ def install_group(apis: dict[str, ClusterApi], group: DemoGroup, primary: str, s
         api = apis[cluster]
         _create(api, NAMESPACES, {"metadata": {"name": group.namespace}})
         if group.backend is Backend.CSI_ADDONS:
-            for name in group.pvcs:
-                _csi_volume(api, group, name)
+            _csi_volumes(api, group)
         pvc_uids[cluster] = {
             name: _create(api, PVCS, _pvc(group, name), group.namespace)["metadata"]["uid"] for name in group.pvcs
         }

@@ -178,7 +178,7 @@ class Lab:
             bool(data.get("demo")),
             worker,
             int(data.get("demo_groups", DEFAULT_DEMO_GROUPS)),
-            ensure_csi_addons(build=False) if data.get("csi_addons") else None,
+            CsiAddonsBuild.from_dict(data["csi_addons"]) if data.get("csi_addons") else None,
         )
 
     def save(self) -> None:
@@ -190,7 +190,7 @@ class Lab:
             "simulator": self.simulator.state.to_dict() if self.simulator else None,
             "demo": self.demo,
             "demo_groups": self.demo_groups,
-            "csi_addons": self.csi_addons is not None,
+            "csi_addons": self.csi_addons.to_dict() if self.csi_addons else None,
             "worker": self.worker.state.to_dict() if self.worker else None,
         }
         tmp = self.root / "state.json.tmp"

@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"invalid timing: {exc}", file=sys.stderr)
         return 2
     sockets = dict(entry.partition("=")[::2] for entry in args.csi_addons_socket)
-    if sockets and (set(sockets) != set(names) or args.csi_addons_stubs is None):
+    if sockets and (set(sockets) != set(names) or not all(sockets.values()) or args.csi_addons_stubs is None):
         print("--csi-addons-socket needs CLUSTER=PATH for each cluster, and --csi-addons-stubs", file=sys.stderr)
         return 2
     csi_addons = ({c: Path(p) for c, p in sockets.items()}, args.csi_addons_stubs) if sockets else None

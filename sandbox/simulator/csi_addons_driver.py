@@ -164,11 +164,13 @@ class CsiAddonsDriver:
     @contextmanager
     def _array(self) -> Iterator[float]:
         """The model under the simulator's lock, at the current time; UNAVAILABLE while the site is down."""
-        with self.simulator.locked():
-            if not self.simulator.model.site_up[self.cluster]:
-                raise DriverError(grpc.StatusCode.UNAVAILABLE, f"the storage of site {self.cluster} is down")
-            yield self.simulator.now()
-        self.simulator.wake()
+        try:
+            with self.simulator.locked():
+                if not self.simulator.model.site_up[self.cluster]:
+                    raise DriverError(grpc.StatusCode.UNAVAILABLE, f"the storage of site {self.cluster} is down")
+                yield self.simulator.now()
+        finally:
+            self.simulator.wake()  # even after a refusal: the call may have changed the model (a forced resync)
 
     # ------------------------------------------------------------------------------------------------ identity
 
@@ -204,7 +206,8 @@ class CsiAddonsDriver:
         source = request.replication_source
         if source.HasField("volumegroup"):
             group_id = source.volumegroup.volume_group_id
-            members = self._groups.get(group_id)
+            with self.simulator.locked():
+                members = self._groups.get(group_id)
             if members is None:
                 raise DriverError(grpc.StatusCode.NOT_FOUND, f"volume group {group_id} not found")
             return members

@@ -24,6 +24,7 @@ DELL_RG = Resource(
 )
 
 WITHOUT_STATUS_SUBRESOURCE = frozenset({TAMU})
+"""Kinds whose status is written with an ordinary update (as upstream Trident does for TAMU)."""
 
 CSI_ADDONS_DRIVER = "rbd.csi.ceph.com"
 """The CSI driver the simulator plays behind the real csi-addons sidecar (ceph-csi's RBD driver): the PVs'
@@ -43,8 +44,6 @@ def parse_volume_handle(handle: str) -> tuple[str, str] | None:
         return None
     return namespace, pvc
 
-
-"""Kinds whose status is written with an ordinary update (as upstream Trident does for TAMU)."""
 
 __all__ = [
     "CSI_VGR",

@@ -22,7 +22,7 @@ def test_the_csi_import_is_rewritten_to_the_staged_copy_and_nothing_else_changes
     )
 
 
-def testrequired_versions_are_read_from_a_require_block_or_line() -> None:
+def test_required_versions_are_read_from_a_require_block_or_line() -> None:
     go_mod = (
         "module github.com/csi-addons/kubernetes-csi-addons\n\ngo 1.25.0\n\nrequire (\n"
         "\tgithub.com/container-storage-interface/spec v1.12.0\n"

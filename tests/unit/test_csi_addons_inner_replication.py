@@ -51,7 +51,7 @@ def test_the_adapter_waits_for_the_inner_volume_replication() -> None:
     assert "a copy of its VolumeReplication's" in status.message
 
 
-def test_once_the_volume_replication_reports_its_generation_the_group_is_current() -> None:
+def test_once_the_volume_replication_reports_its_generation_and_the_group_holds_it_the_group_is_current() -> None:
     group, replication = _documents()
     caught_up = copy.deepcopy(replication)
     caught_up["status"]["observedGeneration"] = 2
@@ -60,6 +60,19 @@ def test_once_the_volume_replication_reports_its_generation_the_group_is_current
     assert inner_replication_lag(group, caught_up, caught_up["metadata"]["name"]) is None
     status = _observe(group, caught_up)
     assert status.current and status.role is Role.SECONDARY
+
+
+def test_a_group_still_holding_the_old_copy_of_an_acted_volume_replication_is_not_current() -> None:
+    group, replication = _documents()
+    acted = copy.deepcopy(replication)
+    acted["status"]["observedGeneration"] = 2
+    for condition in acted["status"].get("conditions", []):
+        condition["observedGeneration"] = 2
+        if condition["type"] == "Resyncing":
+            condition.update(status="True", reason="ResyncTriggered")
+    lag = inner_replication_lag(group, acted, "vr-1")
+    assert lag == "the group has not copied the latest status of its VolumeReplication vr-1 yet"
+    assert not _observe(group, acted).current
 
 
 def test_a_request_not_yet_passed_on_or_a_missing_volume_replication_is_not_current() -> None:

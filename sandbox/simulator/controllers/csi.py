@@ -88,7 +88,7 @@ class CsiReplicationController(Controller):
         self._ops: dict[Resource, OpTable[CsiOp]] = {f.resource: OpTable() for f in self.flavors}
 
     def reconcile(self, ctx: Context) -> None:
-        """Reconcile every VGR/VR of the three kinds on ``ctx.cluster``."""
+        """Reconcile every VGR/VR of the kinds this controller plays on ``ctx.cluster``."""
         for flavor in self.flavors:
             ops = self._ops[flavor.resource]
             reconcile_each(ctx, flavor.resource, ops, functools.partial(self._reconcile, ctx, flavor, ops))
