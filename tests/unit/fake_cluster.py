@@ -196,12 +196,12 @@ class FakeClusterApi:
         """Read one object; ObjectMissingError when absent."""
         document = self.objects.get(self._key(resource.kind, name, namespace if resource.namespaced else None))
         if document is None and resource.kind == "VolumeReplication":
-            document = self._inner_in_step(name, namespace)
+            document = self._inner_of_group_naming(name, namespace)
         if document is None:
             raise self._missing(resource, name, namespace)
         return copy.deepcopy(document)
 
-    def _inner_in_step(self, name: str, namespace: str | None) -> JsonObject | None:
+    def _inner_of_group_naming(self, name: str, namespace: str | None) -> JsonObject | None:
         for group in self.objects.values():
             spec = group.get("spec") or {}
             if (

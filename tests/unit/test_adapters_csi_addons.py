@@ -82,7 +82,7 @@ class FakeClusterApi(ClusterApi):
         self.requests.append((method, path, copy.deepcopy(body), content_type))
         self._counters.count(method)
         script = self.scripts.get(path)
-        if script is None and method == "GET" and (inner := self._inner_in_step(path)) is not None:
+        if script is None and method == "GET" and (inner := self._inner_of_last_group_read(path)) is not None:
             return inner
         if script is None:
             name = path.rsplit("/", 1)[-1]
@@ -105,7 +105,7 @@ class FakeClusterApi(ClusterApi):
             return copy.deepcopy(current)
         raise AssertionError(f"unexpected {method} {path}")
 
-    def _inner_in_step(self, path: str) -> JsonObject | None:
+    def _inner_of_last_group_read(self, path: str) -> JsonObject | None:
         group = self._last_group
         if not self.inner_in_step or group is None or "/volumereplications/" not in path:
             return None

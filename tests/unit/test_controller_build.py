@@ -1,10 +1,9 @@
-"""Unit tier: the pieces of the csi-addons build that need no Go: the staged proto import, the pinned versions read
-from go.mod, and the simulated driver's volume handles."""
+"""Unit tier: the pieces of the csi-addons build that need no Go: the staged proto import and the pinned versions
+read from go.mod."""
 
 from __future__ import annotations
 
 from sandbox.controller_build import STUBS_PACKAGE, required_version, staged_proto
-from sandbox.simulator.kube import parse_volume_handle, volume_handle
 
 
 def test_the_csi_import_is_rewritten_to_the_staged_copy_and_nothing_else_changes() -> None:
@@ -32,10 +31,3 @@ def test_required_versions_are_read_from_a_require_block_or_line() -> None:
     assert required_version(go_mod, "github.com/csi-addons/spec") == "v0.2.1-0.20250610152019-b5a7205f6a79"
     assert required_version(go_mod, "github.com/container-storage-interface/spec") == "v1.12.0"
     assert required_version(go_mod, "github.com/other/module") == "v1.0.0"
-
-
-def test_volume_handles_round_trip_and_foreign_handles_are_not_ours() -> None:
-    handle = volume_handle("pg-prod", "data-postgres-0")
-    assert parse_volume_handle(handle) == ("pg-prod", "data-postgres-0")
-    assert parse_volume_handle("0001-0009-rook-ceph-0000000000000002-uuid") is None
-    assert parse_volume_handle("sim:no-slash") is None

@@ -1,10 +1,20 @@
-"""Unit tier: the simulator's Kubernetes conventions (timestamps, Go durations, conditions, label selectors)."""
+"""Unit tier: the simulator's Kubernetes conventions (timestamps, Go durations, conditions, label selectors, the
+simulated CSI driver's volume handles)."""
 
 from __future__ import annotations
 
 import pytest
 
-from sandbox.simulator.kube import go_duration, label_selector_matches, nested, parse_time, rfc3339, set_condition
+from sandbox.simulator.kube import (
+    go_duration,
+    label_selector_matches,
+    nested,
+    parse_time,
+    parse_volume_handle,
+    rfc3339,
+    set_condition,
+    volume_handle,
+)
 
 
 def test_rfc3339_round_trip_to_the_second() -> None:
@@ -70,3 +80,10 @@ def test_nested() -> None:
     assert nested(document, "a", "x", default="d") == "d"
     assert nested(document, "a", "n", default=0) == 0
     assert nested(None, "a") is None
+
+
+def test_volume_handles_round_trip_and_foreign_handles_are_not_ours() -> None:
+    handle = volume_handle("pg-prod", "data-postgres-0")
+    assert parse_volume_handle(handle) == ("pg-prod", "data-postgres-0")
+    assert parse_volume_handle("0001-0009-rook-ceph-0000000000000002-uuid") is None
+    assert parse_volume_handle("sim:no-slash") is None
