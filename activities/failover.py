@@ -64,6 +64,7 @@ from workflows.models import (
     RolesInput,
     RolesReport,
     ScaleInput,
+    TransferInput,
     WaitInput,
     WorkloadsSnapshot,
 )
@@ -348,6 +349,15 @@ class FailoverActivities:
             operation_id = f"{info.workflow_id}/{info.workflow_run_id}"
         adapter = self.adapter(self.group(request.group), request.cluster)
         return adapter.prepare_sync_point(operation_id=operation_id, watch=True)
+
+    @activity.defn(name="transfer_sync_point")
+    @domain_errors
+    def transfer_sync_point(self, request: TransferInput) -> WriteResult:
+        """On the target: bring the source's sync point here and wait until it has arrived (Trident snapshots)."""
+        adapter = self.adapter(self.group(request.group), request.cluster)
+        return adapter.transfer_sync_point(
+            request.sync_point, timeout=_remaining(request), progress=_heartbeat, sleep=activity_sleep, watch=True
+        )
 
     @activity.defn(name="promote")
     @domain_errors

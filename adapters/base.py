@@ -9,7 +9,7 @@ repeated call writes nothing) and reports what the backend says in one normalise
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar
@@ -316,6 +316,28 @@ class ReplicationAdapter(abc.ABC):
             watch: follow what is created with watches while waiting for it (instead of polling).
         """
         return None
+
+    def transfer_sync_point(
+        self,
+        sync_point: SyncPoint,
+        *,
+        timeout: float,
+        progress: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] | None = None,
+        watch: bool = False,
+    ) -> WriteResult:
+        """On the target of a planned failover, after the final sync: bring ``sync_point`` here and wait for it.
+
+        Nothing to do by default: the other backends' final sync is observed on the demoted source.
+
+        Args:
+            sync_point: what :meth:`prepare_sync_point` returned on the source.
+            timeout: seconds to wait for it to arrive.
+            progress: told what is still awaited, on every observation.
+            sleep: sleep function while polling (``time.sleep`` when omitted).
+            watch: follow the objects with watches while waiting (instead of polling).
+        """
+        return WriteResult(cluster=self.cluster, changed=False)
 
     def peer_info(self) -> PeerInfo:
         """What the peer needs to follow this side (Trident volume handles)."""

@@ -5,12 +5,16 @@ Facts: ``shared/reference/backends.md`` section 3; field names: ``deploy/crds/tr
 How the operations map to TMR writes (every write is skipped when the TMRs already say it):
 
 - **Planned failover.** Trident has no demote. On the source, :meth:`TridentAdapter.prepare_sync_point` snapshots
-  every PVC (VolumeSnapshot, then a TridentSnapshotInfo for its backend handle) after the workloads stopped; on
-  the target, :meth:`TridentAdapter.promote` sets every TMR ``state: promoted`` with
-  ``volumeMappings[0].promotedSnapshotHandle``. The target stays ``promoting`` ("Waiting for snapshot <handle>")
-  until SnapMirror has carried that snapshot over, and only then breaks the mirror: the target's promotion *is*
-  the final sync. :meth:`TridentAdapter.demote` therefore writes nothing, and on the source
-  :meth:`TridentAdapter.final_sync_complete` only confirms the source is steady (see there).
+  every PVC (VolumeSnapshot, then a TridentSnapshotInfo for its backend handle) after the workloads stopped. On
+  the target, :meth:`TridentAdapter.transfer_sync_point` then requests a SnapMirror update carrying each snapshot
+  (a TridentActionMirrorUpdate with its ``snapshotHandle``) and waits until every update succeeded; only then does
+  :meth:`TridentAdapter.promote` set every TMR ``state: promoted`` with ``volumeMappings[0].promotedSnapshotHandle``
+  (it refuses while a snapshot has not been transferred). The order matters: upstream Trident fails a promotion
+  whose snapshot has not reached the destination yet ("Could not promote mirror") and does not retry it, there is
+  no waiting state. :meth:`TridentAdapter.demote` therefore writes nothing, and on the source
+  :meth:`TridentAdapter.final_sync_complete` only confirms the source is steady (see there). The failover
+  snapshots are left in place: on the old source the newest of them is the common snapshot SnapMirror resyncs
+  from when that side is re-protected, so deleting them is the operator's call (they carry the operation label).
 - **Unplanned failover.** ``promote(force=True)``: every target TMR ``state: promoted`` without a snapshot handle.
 - **Reprotect / fence on return.** On the old source, :meth:`TridentAdapter.reprotect` sets ``state:
   reestablished`` with ``remoteVolumeHandle`` = the new primary's ``localVolumeHandle`` and clears
@@ -105,6 +109,7 @@ FAILURE_STATES = frozenset({"failed", "invalid", "released"})
 PROMOTED_SNAPSHOT_HANDLE = "promotedSnapshotHandle"
 REMOTE_VOLUME_HANDLE = "remoteVolumeHandle"
 MIRROR_UPDATE_SUCCEEDED = "Succeeded"
+MIRROR_UPDATE_FAILED = "Failed"
 
 OPERATION_LABEL = f"{ANNOTATION_PREFIX}operation"
 """Label on the snapshots of one planned failover (its short id), so that they can be found and cleaned up."""
@@ -186,7 +191,7 @@ class Mirror:
 
     @property
     def message(self) -> str:
-        """The controller's message, e.g. ``Waiting for snapshot <handle>``."""
+        """The controller's message, e.g. ``Could not promote mirror: ...``."""
         return text(self.condition, "message")
 
     @property
@@ -309,7 +314,7 @@ def summarise(cluster: str, mirrors: list[Mirror], last_sync_time: datetime | No
 
 
 def _describe(mirrors: list[Mirror]) -> str:
-    """A one-liner such as ``promoting: 1 of 3 volumes promoted; wal: Waiting for snapshot <handle>``."""
+    """A one-liner such as ``promoting: 1 of 3 volumes promoted; wal: <Trident's message>``."""
     total = len(mirrors)
     moving = [mirror for mirror in mirrors if mirror.state in TRANSITIONAL]
     states = {mirror.state for mirror in mirrors}
@@ -334,7 +339,19 @@ def _describe(mirrors: list[Mirror]) -> str:
 
 def snapshot_name(pvc: str, suffix: str) -> str:
     """The deterministic name of a planned failover's snapshot of ``pvc``: ``<pvc>-failover-<suffix>``."""
-    tail = f"-failover-{suffix}"
+    return _derived_name(pvc, "failover", suffix)
+
+
+def transfer_name(pvc: str, snapshot_handle: str) -> str:
+    """The name of the mirror update that carries ``snapshot_handle`` to the target: ``<pvc>-transfer-<digest>``.
+
+    Derived from the handle, so that every attempt to transfer one snapshot finds the same update.
+    """
+    return _derived_name(pvc, "transfer", hashlib.sha256(snapshot_handle.encode()).hexdigest()[:_SUFFIX_LENGTH])
+
+
+def _derived_name(pvc: str, purpose: str, suffix: str) -> str:
+    tail = f"-{purpose}-{suffix}"
     return pvc[: _NAME_LIMIT - len(tail)].rstrip("-.") + tail
 
 
@@ -343,6 +360,13 @@ def operation_suffix(operation_id: str | None) -> str:
     if operation_id is None:
         return uuid.uuid4().hex[:_SUFFIX_LENGTH]
     return hashlib.sha256(operation_id.encode()).hexdigest()[:_SUFFIX_LENGTH]
+
+
+def _update_message(update: JsonObject) -> str:
+    """A mirror update's state and message, e.g. ``In progress`` or ``Failed: <Trident's message>``."""
+    state = text(update, "status", "state") or "not started by Trident yet"
+    message = text(update, "status", "message")
+    return f"{state}: {message}" if message else state
 
 
 def _without_empty(values: JsonObject) -> JsonObject:
@@ -430,12 +454,11 @@ class TridentAdapter(ReplicationAdapter):
     def final_sync_complete(status: ReplicationStatus) -> bool:
         """Trident: whether the *source* is steady for the target's promote-with-snapshot (nothing was demoted).
 
-        Trident has no demote, so a source never turns Secondary before the target is promoted. The final sync is
-        observed on the target instead: its promotion with the sync point's snapshot handles stays ``promoting``
-        ("Waiting for snapshot ...") until SnapMirror has carried those snapshots, then reports ``promoted``
-        (:meth:`promoted` on the target). This predicate only confirms the source still holds the data as the
+        Trident has no demote, so a source never turns Secondary before the target is promoted. The final sync
+        happens on the target instead: :meth:`transfer_sync_point` brings the sync point's snapshots there, and
+        :meth:`promote` promotes at them. This predicate only confirms the source still holds the data as the
         untouched, current Primary, so that a generic "demote, wait, promote" sequence proceeds; the safety comes
-        from :meth:`promote` refusing a planned promotion without a sync point.
+        from :meth:`promote` refusing a planned promotion without a sync point whose snapshots were transferred.
         """
         return (
             status.current
@@ -599,6 +622,128 @@ class TridentAdapter(ReplicationAdapter):
             "labels": {"app.kubernetes.io/managed-by": MANAGED_BY, OPERATION_LABEL: suffix},
         }
 
+    def transfer_sync_point(
+        self,
+        sync_point: SyncPoint,
+        *,
+        timeout: float,
+        progress: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] | None = None,
+        watch: bool = False,
+    ) -> WriteResult:
+        """On the planned target: a TridentActionMirrorUpdate per PVC carrying its snapshot; wait until all succeed.
+
+        Upstream Trident fails a promotion whose snapshot has not reached the destination ("Could not promote
+        mirror") and does not retry it, so the snapshots are brought here first and :meth:`promote` checks that
+        they were. Each update is named after its snapshot handle (:func:`transfer_name`): a retry re-uses it, and
+        an update Trident ran once is never run again (it is an action object).
+
+        Raises:
+            PreconditionFailedError: a TMR here is not a current SnapMirror destination, or the sync point lacks a
+                PVC's snapshot.
+            InvalidSpecError: an object with an update's name exists for another relationship or snapshot.
+            BackendFailedError: an update failed (a new failover takes new snapshots, and so new updates), or the
+                timeout passed with updates still running (the wait's deadline is the step's: a new call re-uses
+                them).
+        """
+        mirrors = self._read()
+        not_destination = [
+            f"{m.pvc} is {m.state or 'not reconciled yet'}" for m in mirrors if not (m.current and m.state in FOLLOWING)
+        ]
+        if not_destination:
+            raise PreconditionFailedError(
+                "a snapshot is transferred to a SnapMirror destination, whose TMRs are all (re)established for "
+                "their latest spec; " + ", ".join(not_destination),
+                cluster=self.cluster,
+            )
+        handles = self._planned_handles(sync_point, [m.pvc for m in mirrors])
+        names = {m.pvc: transfer_name(m.pvc, handles[m.pvc]) for m in mirrors}
+        changed = False
+        for mirror in mirrors:
+            changed |= self._ensure_mirror_update(names[mirror.pvc], mirror.name, handles[mirror.pvc])
+        namespace = self.target.namespace
+
+        def states(reads: ClusterApi) -> dict[str, JsonObject]:
+            return {pvc: reads.get(MIRROR_UPDATES, name, namespace) for pvc, name in names.items()}
+
+        found = observations(
+            self.api,
+            (WatchScope(MIRROR_UPDATES, namespace),) if watch else (),
+            states,
+            deadline=time.monotonic() + timeout,
+            sleep=sleep or time.sleep,
+            poll=poll_intervals(0.2, 2.0),
+        )
+        deadline = time.monotonic() + timeout
+        with contextlib.closing(found):
+            for updates in found:
+                if not isinstance(updates, dict):
+                    if time.monotonic() >= deadline:
+                        raise updates
+                    continue
+                failed = {pvc: u for pvc, u in updates.items() if text(u, "status", "state") == MIRROR_UPDATE_FAILED}
+                if failed:
+                    raise BackendFailedError(
+                        "the final snapshots did not reach this side: "
+                        + "; ".join(f"{pvc}: {_update_message(u)}" for pvc, u in failed.items())
+                        + " (nothing was promoted; a new failover takes new snapshots)",
+                        cluster=self.cluster,
+                        condition=text(next(iter(failed.values())), "status", "message"),
+                    )
+                running = {
+                    pvc: u for pvc, u in updates.items() if text(u, "status", "state") != MIRROR_UPDATE_SUCCEEDED
+                }
+                summary = f"mirror updates: {len(updates) - len(running)} of {len(updates)} succeeded" + "".join(
+                    f"; {pvc}: {_update_message(u)}" for pvc, u in running.items()
+                )
+                if progress is not None:
+                    progress(summary)
+                if not running:
+                    return WriteResult(
+                        cluster=self.cluster,
+                        changed=changed,
+                        generations={MIRROR_UPDATES.ref(n, namespace): 1 for n in names.values()},
+                    )
+                if time.monotonic() >= deadline:
+                    raise BackendFailedError(
+                        f"the final snapshots have not reached this side within {timeout:.0f}s ({summary}); nothing "
+                        "was promoted (a new attempt re-uses the running mirror updates)",
+                        cluster=self.cluster,
+                    )
+        raise AssertionError("observations never end")
+
+    def _ensure_mirror_update(self, name: str, relationship: str, snapshot_handle: str) -> bool:
+        """Create the mirror update ``name`` unless it exists (then check that it carries the same snapshot)."""
+        namespace = self.target.namespace
+        spec = {"tridentMirrorRelationshipName": relationship, "snapshotHandle": snapshot_handle}
+        existing = self.api.find(MIRROR_UPDATES, name, namespace)
+        if existing is None:
+            body = {"metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": MANAGED_BY}}, "spec": spec}
+            try:
+                self.api.create(MIRROR_UPDATES, body, namespace)
+            except ConflictError:
+                existing = self.api.get(MIRROR_UPDATES, name, namespace)
+            else:
+                return True
+        if {key: text(existing, "spec", key) for key in spec} != spec:
+            raise InvalidSpecError(
+                f"{MIRROR_UPDATES.ref(name, namespace)} exists for another relationship or snapshot than "
+                f"{relationship} {snapshot_handle}",
+                cluster=self.cluster,
+                object_ref=MIRROR_UPDATES.ref(name, namespace),
+            )
+        return False
+
+    def _untransferred(self, pvcs: list[str], handles: dict[str, str]) -> list[str]:
+        """Those of ``pvcs`` whose snapshot no succeeded mirror update has brought here."""
+        namespace = self.target.namespace
+        missing = []
+        for pvc in pvcs:
+            update = self.api.find(MIRROR_UPDATES, transfer_name(pvc, handles[pvc]), namespace)
+            if update is None or text(update, "status", "state") != MIRROR_UPDATE_SUCCEEDED:
+                missing.append(pvc)
+        return missing
+
     def demote(self, *, peer: ReplicationAdapter | None = None) -> WriteResult:
         """Write nothing: Trident has no demote (the target's promote-with-snapshot is the handover).
 
@@ -628,6 +773,13 @@ class TridentAdapter(ReplicationAdapter):
         # Already promoted for its latest spec: left alone, whatever snapshot it was promoted with.
         pending = [mirror for mirror in mirrors if not (mirror.desired == PROMOTED and mirror.done)]
         handles = {} if force or not pending else self._planned_handles(sync_point, [m.pvc for m in pending])
+        untransferred = self._untransferred([m.pvc for m in pending], handles) if handles else []
+        if untransferred:
+            raise PreconditionFailedError(
+                f"the snapshots of {', '.join(untransferred)} have not been transferred here (transfer_sync_point): "
+                "Trident fails a promotion whose snapshot has not arrived and does not retry it",
+                cluster=self.cluster,
+            )
         changed = False
         generations = {mirror.ref: mirror.generation for mirror in mirrors}
         for mirror in pending:

@@ -127,6 +127,7 @@ def activity_functions(activities: FailoverActivities, site: SiteActivities | No
         activities.demote,
         activities.wait_final_sync,
         activities.prepare_sync_point,
+        activities.transfer_sync_point,
         activities.promote,
         activities.wait_promoted,
         activities.wait_secondary,

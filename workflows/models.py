@@ -226,6 +226,12 @@ class PromoteInput(Frozen):
     sync_point: SyncPoint | None = None
 
 
+class TransferInput(WaitInput):
+    """A wait on the target until the source's sync point has reached it (before its planned promotion)."""
+
+    sync_point: SyncPoint
+
+
 class ReprotectInput(Frozen):
     """Make ``cluster`` follow ``peer``; ``resync`` only when the old primary returns after an unplanned failover."""
 

@@ -9,6 +9,10 @@ file allows minutes):
   dc1 holds unshipped writes when it is demoted: otherwise there is no final sync to stall);
 - ``fail-promote`` on dc2 (forever): dc2 never reports Primary, the promotion wait gives up.
 
+And on pg-trident, ``stall-final-sync`` holds the mirror updates that carry the sync point's snapshots to dc2: the
+transfer gives up after 5 s and the failover is compensated without ever sending the promotion (which Trident
+would fail for good).
+
 Each time the CLI exits 4 with the operation in phase FailedCompensated and a message naming the failed step and
 its cause and listing what was undone; afterwards dc1 is Primary again with the application running there, no
 acknowledged write was lost, and ``status --json`` explains the outcome.
@@ -45,8 +49,8 @@ STEP_DEADLINE = 20.0
 """Seconds a step with a 5 s timeout may take in the lab (a worker using the lab's own minutes would exceed it)."""
 
 
-def _failover(full_lab: FullLab, config: Path) -> CliResult:
-    return full_lab.cli("failover", "--group", GROUP, "--yes", "--json", "--config", str(config))
+def _failover(full_lab: FullLab, config: Path, group: str = GROUP) -> CliResult:
+    return full_lab.cli("failover", "--group", group, "--yes", "--json", "--config", str(config))
 
 
 def _assert_compensated(
@@ -57,6 +61,7 @@ def _assert_compensated(
     failed_step: tuple[str, str],
     causes: list[str],
     undone: list[str],
+    group: str = GROUP,
 ) -> None:
     """The CLI's answer, ``status``, the ledger and the pods after a failover that failed and was compensated."""
     assert result.code == 4, result.stdout + result.stderr
@@ -70,11 +75,17 @@ def _assert_compensated(
     assert (failed["name"], failed["cluster"]) == failed_step
     took = (datetime.fromisoformat(failed["ended"]) - datetime.fromisoformat(failed["started"])).total_seconds()
     assert took < STEP_DEADLINE, f"{step} took {took:.1f}s: the variant's 5 s timeout was not used"
-    _assert_undone(full_lab, result, lost_before, phase="FailedCompensated", undone=undone)
+    _assert_undone(full_lab, result, lost_before, phase="FailedCompensated", undone=undone, group=group)
 
 
 def _assert_undone(
-    full_lab: FullLab, result: CliResult, lost_before: dict[str, int], *, phase: str, undone: list[str]
+    full_lab: FullLab,
+    result: CliResult,
+    lost_before: dict[str, int],
+    *,
+    phase: str,
+    undone: list[str],
+    group: str = GROUP,
 ) -> None:
     """Exit 4, the phase, what was undone; then ``status``, the pods and the ledger: dc1 as before, nothing lost."""
     assert result.code == 4, result.stdout + result.stderr
@@ -90,7 +101,7 @@ def _assert_undone(
     assert [s["outcome"] for s in undo_steps] == ["done", "done"], undo_steps
 
     view = wait_for_status(
-        full_lab, GROUP, lambda v: v["primary"] == "dc1" and v["protected"], "dc1 Primary and protected again"
+        full_lab, group, lambda v: v["primary"] == "dc1" and v["protected"], "dc1 Primary and protected again"
     )
     assert view["operation"]["status"] == "COMPLETED"
     assert view["operation"]["outcome"] == "failed-compensated"
@@ -101,11 +112,11 @@ def _assert_undone(
         "dc2": "Secondary",
     }
 
-    pods = app_pods(full_lab, GROUP)
+    pods = app_pods(full_lab, group)
     assert pods["dc1"] and pods["dc2"] == [], pods
-    assert desired_replicas(full_lab, GROUP) == {"dc1": {"postgres": 1}, "dc2": {"postgres": 0}}
-    assert lost_per_volume(full_lab, GROUP) == lost_before
-    assert all(v.writable == ["dc1"] for v in full_lab.simulator.ledger(GROUP).volumes)
+    assert desired_replicas(full_lab, group) == {"dc1": {"postgres": 1}, "dc2": {"postgres": 0}}
+    assert lost_per_volume(full_lab, group) == lost_before
+    assert all(v.writable == ["dc1"] for v in full_lab.simulator.ledger(group).volumes)
 
 
 def test_demote_failing_forever_is_compensated(full_lab: FullLab, home: None, sampler_for: Any, tmp_path: Path) -> None:
@@ -139,6 +150,29 @@ def test_stalled_final_sync_is_compensated(full_lab: FullLab, home: None, sample
                 causes=["final sync complete: not reached within 5s", "final sync running"],
                 undone=["re-promote dc1", "restart workloads on dc1"],
             )
+
+
+def test_stalled_trident_snapshot_transfer_is_compensated_without_a_promotion(
+    full_lab: FullLab, home: None, sampler_for: Any, tmp_path: Path
+) -> None:
+    # Trident fails a promotion whose snapshot has not arrived and never retries it: a transfer that does not
+    # finish within the final-sync timeout must end the failover before the promotion is ever sent.
+    group = "pg-trident"
+    with config_variant(full_lab, group, final_sync=SHORT) as config:
+        lost_before = lost_per_volume(full_lab, group)
+        full_lab.simulator.add_fault(group, "stall-final-sync")
+        with sampler_for(group):
+            result = _failover(full_lab, config, group)
+            _assert_compensated(
+                full_lab,
+                result,
+                lost_before,
+                failed_step=("transfer sync point", "dc2"),
+                causes=["have not reached this side within", "In progress"],
+                undone=["re-promote dc1", "restart workloads on dc1"],
+                group=group,
+            )
+    assert not any(s["name"] == "promote" for s in result.json()["progress"]["steps"])
 
 
 def test_promotion_failing_forever_is_compensated(

@@ -282,12 +282,19 @@ class Scenario:
             return adapter.prepare_sync_point(operation_id=operation_id, timeout=WAIT, interval=0.1)
         return adapter.prepare_sync_point()
 
+    def transfer_sync_point(self, sync_point: SyncPoint | None) -> WriteResult | None:
+        """:meth:`ReplicationAdapter.transfer_sync_point` on dc2 (Trident's mirror updates), when there is one."""
+        if sync_point is None:
+            return None
+        return self.call(lambda: self.target.transfer_sync_point(sync_point, timeout=WAIT))
+
     def planned_handover(self) -> ReplicationStatus:
-        """dc1 to dc2 with dc1 already quiesced: demote, final sync, sync point, promote; dc2's promoted status."""
+        """dc1 to dc2 with dc1 already quiesced: demote, final sync, sync point (transferred), promote."""
         source, target = self.source, self.target
         self.call(lambda: source.demote(peer=target))
         self.wait(source, source.final_sync_complete, "final sync complete")
         sync_point = self.call(lambda: self.prepare_sync_point(source))
+        self.transfer_sync_point(sync_point)
         self.call(lambda: target.promote(force=False, sync_point=sync_point, peer=source))
         return self.wait(target, target.promoted, "dc2 promoted")
 

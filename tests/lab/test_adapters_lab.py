@@ -20,7 +20,8 @@ trident and powerstore, it covers:
   DellCSIReplicationGroup show the live state after a failover.
 
 Backend rules these tests rely on (see the adapters' docstrings): Trident has no demote (the source's
-``prepare_sync_point`` snapshots, the target's promotion with them is the final sync) and does not retry a failed
+``prepare_sync_point`` snapshots, the target's ``transfer_sync_point`` mirror updates carrying them are the final
+sync, then the promotion at them) and does not retry a failed
 TridentMirrorRelationship until its spec changes; a Dell planned failover is one ``FAILOVER_REMOTE`` on the source's
 RG, so the target's planned ``promote`` writes nothing.
 """
@@ -33,7 +34,7 @@ import pytest
 
 from adapters.base import Backend, ReplicationStatus, Role, WriteResult
 from clusters.api import ClusterApi
-from clusters.errors import OrchestratorError
+from clusters.errors import BackendFailedError, OrchestratorError, PreconditionFailedError
 from clusters.kubeclient import close_api_client
 from sandbox.demo import CSI_VGR, DELL_RG, TMR, UNIFIED_VGR, install_group
 from sandbox.lab import Lab
@@ -302,6 +303,7 @@ def test_promote_failure_surfaces_naming_the_condition(new_scenario: NewScenario
     s.call(lambda: s.source.demote(peer=s.target))
     s.wait(s.source, s.source.final_sync_complete, "final sync complete")
     sync_point = s.call(lambda: s.prepare_sync_point(s.source))
+    s.transfer_sync_point(sync_point)
     s.add_fault(FaultKind.FAIL_PROMOTE, TARGET)
     s.call(lambda: s.target.promote(force=False, sync_point=sync_point, peer=s.source))
     if backend is Backend.TRIDENT:
@@ -333,14 +335,21 @@ def test_stalled_final_sync_times_out_naming_the_last_status(new_scenario: NewSc
     s.quiesce(SOURCE)
     s.write(SOURCE, 5)
     if backend is Backend.TRIDENT:
-        # Trident's final sync is the SnapMirror transfer the target's promotion waits for (stall-final-sync acts
-        # on a demote's final sync, which Trident has not): no transfer, so the promotion keeps waiting.
+        # Trident's final sync is the mirror update that carries the sync point's snapshots to the target: stalled,
+        # the wait ends at its timeout, the promotion is refused meanwhile (Trident would fail it for good), and once
+        # unstalled a new call completes the same updates.
         sync_point = s.call(lambda: s.prepare_sync_point(s.source))
+        assert sync_point is not None
+        s.add_fault(FaultKind.STALL_FINAL_SYNC, SOURCE)
+        with pytest.raises(BackendFailedError, match="have not reached this side within 2s") as late:
+            s.target.transfer_sync_point(sync_point, timeout=2)
+        assert "In progress" in late.value.message, late.value
+        with pytest.raises(PreconditionFailedError, match="have not been transferred here"):
+            s.target.promote(force=False, sync_point=sync_point, peer=s.source)
+        s.remove_faults()
+        assert not s.call(lambda: s.target.transfer_sync_point(sync_point, timeout=WAIT)).changed
         s.call(lambda: s.target.promote(force=False, sync_point=sync_point, peer=s.source))
-        error = s.expect_failure(s.target, s.target.promoted, "dc2 promoted", "Waiting for snapshot")
-        assert "not reached within" in error.message, error
-        s.client.configure(sync_interval=0.5)
-        s.wait(s.target, s.target.promoted, "dc2 promoted once the snapshot arrived")
+        s.wait(s.target, s.target.promoted, "dc2 promoted once the snapshots arrived")
     else:
         s.add_fault(FaultKind.STALL_FINAL_SYNC, SOURCE)
         s.call(lambda: s.source.demote(peer=s.target))
@@ -444,6 +453,13 @@ def test_repeated_calls_write_nothing(new_scenario: NewScenario, backend: Backen
     before = s.writes()
     assert s.prepare_sync_point(source, operation_id="idempotence") == sync_point
     assert s.writes() == before, "a repeated prepare_sync_point wrote"
+    if sync_point is not None:
+
+        def transfer() -> WriteResult:
+            return target.transfer_sync_point(sync_point, timeout=WAIT)
+
+        once(transfer, changed=True)
+        again(transfer)  # done: the same mirror updates, nothing written
 
     def promote() -> WriteResult:
         return target.promote(force=False, sync_point=sync_point, peer=source)

@@ -1,10 +1,11 @@
 """Lab tier: the simulator plays Trident (TMR, TSI, TAMU) and the CSI snapshotter on dc1 and dc2.
 
 Covers a mirror's ``promoted`` and ``established`` states (``establishing`` first) with Trident's volume handles,
-the planned promotion that stays ``promoting`` with "Waiting for snapshot <handle>" until the snapshot's writes
-have arrived, re-protection with ``reestablished``, the unplanned promotion (no handle) and its loss of exactly
-the unshipped writes, TridentActionMirrorUpdate (a transfer on demand, refused on the source), and an injected
-promote failure that stays ``failed`` until the spec changes (as Trident does not retry a failed TMR).
+the planned promotion that fails ("Could not promote mirror") when its snapshot has not been transferred and
+succeeds after a mirror update carried it, Trident's ``<volume>/<snapshot>`` handles, re-protection with
+``reestablished``, the unplanned promotion (no handle) and its loss of exactly the unshipped writes,
+TridentActionMirrorUpdate (a transfer on demand, refused on the source), and an injected promote failure that stays
+``failed`` until the spec changes (as Trident does not retry a failed TMR).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def test_promoted_and_established_mirrors(simulator: SimulatorService, namespace
     assert simulator.client().volume(namespace, "data").writable == ["dc1"]
 
 
-def test_planned_promotion_waits_for_the_snapshot(simulator: SimulatorService, namespace: str) -> None:
+def test_planned_promotion_needs_the_snapshot_transferred_first(simulator: SimulatorService, namespace: str) -> None:
     client = simulator.client()
     client.configure(sync_interval=3600)  # nothing ships on its own until the test allows it
     dc1, dc2, source_handle = mirrored(simulator, namespace)
@@ -93,20 +94,28 @@ def test_planned_promotion_waits_for_the_snapshot(simulator: SimulatorService, n
     assert ready["creationTime"] and ready["restoreSize"] == "1Gi"
     dc1.create(TSI, {"metadata": {"name": "final"}, "spec": {"snapshotName": "final"}}, namespace)
     handle = wait_field(dc1, TSI, "final", namespace, "status", "snapshotHandle")
-    assert handle == f"{source_handle}:snapshot-{snapshot['metadata']['uid']}"
+    pvc_uid = dc1.get(PVCS, "data", namespace)["metadata"]["uid"]
+    assert handle == f"pvc-{pvc_uid}/snapshot-{snapshot['metadata']['uid']}", "Trident's <volume>/<snapshot>"
 
-    promoted = {
-        "state": "promoted",
-        "volumeMappings": [{"localPVCName": "data", "promotedSnapshotHandle": handle}],
-    }
-    set_spec(dc2, TMR, "data", promoted, namespace)
-    waiting = wait_mirror(dc2, namespace, "promoting")
-    assert waiting["message"] == f"Waiting for snapshot {handle}"
-    assert waiting["observedGeneration"] == 2
+    # Promoting before the snapshot arrived fails the TMR, as upstream (no waiting state), and it stays failed.
+    early = {"state": "promoted", "volumeMappings": [{"localPVCName": "data", "promotedSnapshotHandle": handle}]}
+    set_spec(dc2, TMR, "data", early, namespace)
+    failed = wait_mirror(dc2, namespace, "failed")
+    assert failed["message"] == "Could not promote mirror" and failed["observedGeneration"] == 2
     time.sleep(1.5)
-    assert mirror(dc2, namespace)["state"] == "promoting", "the snapshot has not been shipped yet"
+    assert mirror(dc2, namespace)["state"] == "failed", "Trident does not retry a failed TMR on its own"
+    assert client.volume(namespace, "data").writable == ["dc1"]
 
+    # The recovery upstream allows: a spec change (here back to established), then the transfer, then the promote.
+    mapping = {"localPVCName": "data", "remoteVolumeHandle": source_handle}
+    following = {"state": "established", "volumeMappings": [mapping]}
+    set_spec(dc2, TMR, "data", following, namespace)
+    wait_mirror(dc2, namespace, "established")
     client.configure(sync_interval=0.5)
+    update = {"tridentMirrorRelationshipName": "data", "snapshotHandle": handle}
+    dc2.create(TAMU, {"metadata": {"name": "carry-final"}, "spec": update}, namespace)
+    wait_for(lambda: nested(dc2.get(TAMU, "carry-final", namespace), "status", "state") == "Succeeded", "TAMU")
+    set_spec(dc2, TMR, "data", early, namespace)
     wait_mirror(dc2, namespace, "promoted")
     data = client.volume(namespace, "data")
     assert data.lost_at_promotion == 0 and data.sides["dc2"].held == 40
@@ -163,7 +172,7 @@ def test_mirror_update_on_the_source_fails(simulator: SimulatorService, namespac
         lambda: (s := dc1.get(TAMU, "wrong-side", namespace).get("status", {})).get("state") == "Failed" and s,
         "TAMU failed",
     )
-    assert "not established" in status["message"] and status["completionTime"]
+    assert "cannot be executed for TMR data in promoted state" in status["message"] and status["completionTime"]
 
 
 def test_failed_promotion_waits_for_a_spec_change(simulator: SimulatorService, namespace: str) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from adapters.base import Backend, ReplicationTarget, Role, SyncPoint
+from adapters.base import Backend, ReplicationTarget, Role, SyncPoint, WriteResult
 from adapters.powerstore import PowerStoreAdapter
 from adapters.trident import (
     MIRROR_RELATIONSHIPS,
@@ -16,6 +16,7 @@ from adapters.trident import (
     TridentAdapter,
     operation_suffix,
     snapshot_name,
+    transfer_name,
 )
 from adapters.waiting import wait_for_status
 from clusters.api import JsonObject
@@ -57,6 +58,19 @@ def site(cluster: str, *recordings: str) -> tuple[TridentAdapter, FakeClusterApi
     documents = [document for name in recordings for document in load_recorded(f"trident/{name}")]
     api = FakeClusterApi(cluster, documents, rules={TMR: tmr_rules})
     return TridentAdapter(api, TARGET), api
+
+
+def transfer(
+    adapter: TridentAdapter, api: FakeClusterApi, sync_point: SyncPoint, *, state: str = "Succeeded", message: str = ""
+) -> WriteResult:
+    """Run :meth:`TridentAdapter.transfer_sync_point` while Trident ends every new mirror update in ``state``."""
+
+    def trident_runs_the_updates(_: float) -> None:
+        for (kind, namespace, name), document in list(api.objects.items()):
+            if kind == "TridentActionMirrorUpdate" and "status" not in document:
+                api.set_status(kind, name, {"state": state, "message": message}, namespace)
+
+    return adapter.transfer_sync_point(sync_point, timeout=60, sleep=trident_runs_the_updates)
 
 
 def snapshot_handles() -> dict[str, str]:
@@ -101,6 +115,7 @@ def test_last_sync_is_unknown_when_a_volume_has_no_mirror_update() -> None:
 
 
 def test_target_waiting_for_snapshots_is_a_current_transition_with_the_waiting_messages() -> None:
+    # Trident before v23.07 waited for a missing snapshot; a target still promoting is reported the same way.
     adapter, _ = site("dc2", "dc2-target-promoting-waiting-for-snapshot.yaml")
     status = adapter.observe()
     assert (status.role, status.current, status.completed, status.syncing) == (Role.UNKNOWN, True, False, True)
@@ -187,6 +202,9 @@ def test_peer_info_is_the_local_volume_handles() -> None:
 def test_planned_promotion_sends_the_full_mapping_once() -> None:
     adapter, api = site("dc2", "dc2-target-established.yaml")
     sync_point = SyncPoint(snapshot_handles=snapshot_handles())
+    transfer(adapter, api, sync_point)
+    api.log.clear()
+    api.writes = 0
     result = adapter.promote(force=False, sync_point=sync_point)
     assert result.changed and api.writes == 3
     assert result.generations == {f"{TMR} pg-prod/{pvc}-mirror": 2 for pvc in PVCS}
@@ -206,6 +224,29 @@ def test_planned_promotion_sends_the_full_mapping_once() -> None:
     again = adapter.promote(force=False, sync_point=sync_point)
     assert not again.changed and api.writes == 3
     assert again.generations == result.generations
+
+
+def test_planned_promotion_before_the_snapshots_were_transferred_is_refused() -> None:
+    # Upstream Trident fails such a promotion ("Could not promote mirror") for good: it is never sent.
+    adapter, api = site("dc2", "dc2-target-established.yaml")
+    sync_point = SyncPoint(snapshot_handles=snapshot_handles())
+    with pytest.raises(
+        PreconditionFailedError, match="snapshots of data-postgres-0, wal-postgres-0, config-postgres-0 have"
+    ):
+        adapter.promote(force=False, sync_point=sync_point)
+    assert api.writes == 0
+    running = transfer_name("wal-postgres-0", sync_point.snapshot_handles["wal-postgres-0"])
+    api.put(
+        {
+            "apiVersion": "trident.netapp.io/v1",
+            "kind": "TridentActionMirrorUpdate",
+            "metadata": {"name": running, "namespace": NAMESPACE},
+            "spec": {"tridentMirrorRelationshipName": "wal-postgres-0-mirror", "snapshotHandle": "x"},
+            "status": {"state": "In progress"},
+        }
+    )
+    with pytest.raises(PreconditionFailedError, match="wal-postgres-0"):
+        adapter.promote(force=False, sync_point=sync_point)  # an update still running has not transferred it
 
 
 def test_planned_promotion_without_a_complete_sync_point_is_refused() -> None:
@@ -429,6 +470,79 @@ def test_snapshot_names_are_deterministic_and_bounded() -> None:
     assert snapshot_name("data-postgres-0", operation_suffix(OPERATION)) == "data-postgres-0-failover-9dd83a6b17"
     long_name = snapshot_name("p" * 300, "abc")
     assert len(long_name) == 253 and long_name.endswith("-failover-abc")
+
+
+# ----------------------------------------------------------------------------------------------- transfer
+
+
+def test_transfer_creates_one_mirror_update_per_snapshot_and_a_retry_reuses_them() -> None:
+    adapter, api = site("dc2", "dc2-target-established.yaml")
+    sync_point = SyncPoint(snapshot_handles=snapshot_handles())
+    result = transfer(adapter, api, sync_point)
+    assert result.changed and api.writes == 3
+    for pvc in PVCS:
+        name = transfer_name(pvc, sync_point.snapshot_handles[pvc])
+        update = api.stored("TridentActionMirrorUpdate", name, NAMESPACE)
+        assert update["spec"] == {
+            "tridentMirrorRelationshipName": f"{pvc}-mirror",
+            "snapshotHandle": sync_point.snapshot_handles[pvc],
+        }
+        assert update["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "failover-orchestrator"}
+    again = transfer(adapter, api, sync_point)
+    assert not again.changed and api.writes == 3
+    assert again.generations == result.generations
+
+
+def test_transfer_reports_progress_and_ends_at_its_timeout() -> None:
+    adapter, api = site("dc2", "dc2-target-established.yaml")
+    sync_point = SyncPoint(snapshot_handles=snapshot_handles())
+    seen: list[str] = []
+    with pytest.raises(BackendFailedError, match=r"not reached this side within 0s .*re-uses the running mirror upd"):
+        adapter.transfer_sync_point(sync_point, timeout=0, progress=seen.append, sleep=lambda _: None)
+    assert seen == [
+        "mirror updates: 0 of 3 succeeded; data-postgres-0: not started by Trident yet; wal-postgres-0: not started "
+        "by Trident yet; config-postgres-0: not started by Trident yet"
+    ]
+    assert api.writes == 3
+    assert not transfer(adapter, api, sync_point).changed and api.writes == 3  # a new call waits for the same ones
+
+
+def test_a_failed_mirror_update_is_a_permanent_failure_with_tridents_message() -> None:
+    adapter, api = site("dc2", "dc2-target-established.yaml")
+    message = "mirror update failed: transfer aborted"
+    with pytest.raises(BackendFailedError, match="data-postgres-0: Failed: mirror update failed") as failed:
+        transfer(adapter, api, SyncPoint(snapshot_handles=snapshot_handles()), state="Failed", message=message)
+    assert failed.value.condition == message
+    assert "nothing was promoted" in failed.value.message
+
+
+def test_transfer_needs_a_current_snapmirror_destination_and_every_snapshot() -> None:
+    adapter, api = site("dc1", "dc1-source-promoted.yaml")
+    with pytest.raises(PreconditionFailedError, match="data-postgres-0 is promoted"):
+        adapter.transfer_sync_point(SyncPoint(snapshot_handles=snapshot_handles()), timeout=60)
+    adapter, api = site("dc2", "dc2-target-established.yaml")
+    partial = {k: v for k, v in snapshot_handles().items() if k != "config-postgres-0"}
+    with pytest.raises(PreconditionFailedError, match="no snapshot handle for config-postgres-0"):
+        adapter.transfer_sync_point(SyncPoint(snapshot_handles=partial), timeout=60)
+    assert api.writes == 0
+
+
+def test_transfer_refuses_an_update_name_taken_by_another_snapshot() -> None:
+    adapter, api = site("dc2", "dc2-target-established.yaml")
+    sync_point = SyncPoint(snapshot_handles=snapshot_handles())
+    transfer(adapter, api, sync_point)
+    name = transfer_name("wal-postgres-0", sync_point.snapshot_handles["wal-postgres-0"])
+    api.edit("TridentActionMirrorUpdate", name, lambda d: d["spec"].update(snapshotHandle="other"), NAMESPACE)
+    with pytest.raises(InvalidSpecError, match="exists for another relationship or snapshot"):
+        transfer(adapter, api, sync_point)
+
+
+def test_transfer_names_are_deterministic_and_bounded() -> None:
+    handle = "pvc-3f6d2a4e/snapshot-1c9a6f0e"
+    assert transfer_name("data-postgres-0", handle) == transfer_name("data-postgres-0", handle)
+    assert transfer_name("data-postgres-0", handle) != transfer_name("data-postgres-0", handle + "x")
+    long_name = transfer_name("p" * 300, handle)
+    assert len(long_name) == 253 and "-transfer-" in long_name
 
 
 # ----------------------------------------------------------------------------------------------------- waiting

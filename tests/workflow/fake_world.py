@@ -39,6 +39,7 @@ from workflows.models import (
     RolesInput,
     RolesReport,
     ScaleInput,
+    TransferInput,
     Verdict,
     WaitInput,
     WorkloadsSnapshot,
@@ -93,6 +94,10 @@ class FakeWorld:
     """Set when a ``promote`` starts holding at ``promote_gate``."""
     wait_inputs: list[tuple[str, WaitInput]] = field(default_factory=list)
     """Every wait's activity name and input, in call order (deadlines must hold across attempts)."""
+    sync_point: SyncPoint | None = None
+    """What ``prepare_sync_point`` returns (a Trident group's snapshot handles); ``None`` as the other backends."""
+    transferred: list[SyncPoint] = field(default_factory=list)
+    """The sync points ``transfer_sync_point`` brought to a target."""
 
     def fail(
         self,
@@ -292,7 +297,14 @@ class FakeWorld:
         @activity.defn(name="prepare_sync_point")
         async def prepare_sync_point(request: GroupOnCluster) -> SyncPoint | None:
             world._maybe_fail("prepare_sync_point", request.cluster)
-            return None
+            return world.sync_point
+
+        @activity.defn(name="transfer_sync_point")
+        async def transfer_sync_point(request: TransferInput) -> WriteResult:
+            world.wait_inputs.append(("transfer_sync_point", request))
+            world._maybe_fail("transfer_sync_point", request.cluster)
+            world.transferred.append(request.sync_point)
+            return WriteResult(cluster=request.cluster, changed=True)
 
         @activity.defn(name="demote")
         async def demote(request: PairInput) -> WriteResult:
@@ -386,6 +398,7 @@ class FakeWorld:
             start_workloads,
             wait_workloads_ready,
             prepare_sync_point,
+            transfer_sync_point,
             demote,
             wait_final_sync,
             promote,

@@ -8,7 +8,8 @@ history to ``tests/workflow/histories/<scenario>.json`` (overwriting what is the
 ``WorkflowHistory.to_json()`` plus a top-level ``workflowId`` (``WorkflowHistory.from_json`` ignores it; the
 replay test reads it back).
 
-Scenarios: planned; planned with pre- and post-hooks; unplanned (dc1 unreachable) and the fence it starts;
+Scenarios: planned; planned with a sync point (a Trident group: the snapshots are transferred to the target before
+its promotion); planned with pre- and post-hooks; unplanned (dc1 unreachable) and the fence it starts;
 compensated after a demote failure and after a promote failure; aborted during the final sync; approval;
 refused by preflight; needs attention after the promotion and the resume that finishes it; the group monitor
 (cancelled after a few observations).
@@ -36,7 +37,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import Worker
 
-from adapters.base import Backend, Role
+from adapters.base import Backend, Role, SyncPoint
 from tests.workflow.dev_server import start_dev_server
 from tests.workflow.fake_world import FakeWorld
 from workflows import visibility
@@ -162,6 +163,18 @@ async def planned(client: Client, histories: Histories) -> None:
         handle = await scenario.start()
         await finished(scenario, handle, Outcome.SUCCEEDED, Phase.RELOCATED)
         await keep(histories, "planned", handle)
+    scenario.check_world()
+
+
+async def planned_sync_point(client: Client, histories: Histories) -> None:
+    replication = ReplicationConfig(name="postgres", pvcs=("data",))
+    scenario = Scenario(client, "planned-sync-point", backend=Backend.TRIDENT, replication=replication)
+    scenario.world.sync_point = SyncPoint(snapshot_handles={"data": "trident_pvc_1/data-failover-1"})
+    async with scenario.worker():
+        handle = await scenario.start()
+        await finished(scenario, handle, Outcome.SUCCEEDED, Phase.RELOCATED)
+        expect(scenario.world.transferred == [scenario.world.sync_point], "planned-sync-point: nothing transferred")
+        await keep(histories, "planned-sync-point", handle)
     scenario.check_world()
 
 
@@ -347,6 +360,7 @@ async def site(client: Client, histories: Histories) -> None:
 
 SCENARIOS: list[Callable[[Client, Histories], Awaitable[None]]] = [
     planned,
+    planned_sync_point,
     planned_hooks,
     unplanned,
     compensated,

@@ -1,7 +1,8 @@
 """Workflow tier: the group failover workflow against activity fakes on a real Temporal dev server.
 
 Covers the planned path, compensation (permanent demote failure, final sync past its timeout, permanent promote
-failure, abort during the final-sync wait), approval (approve and its validator), refusal by preflight with no
+failure, abort during the final-sync wait), a sync point transferred to the target before its promotion (and a
+failed transfer compensated with no promotion), approval (approve and its validator), refusal by preflight with no
 write, retries recorded in progress, failures after the point of no return (needs attention, no rollback), and the
 unplanned path with fence-on-return (and its refusal when the source answers). Every scenario checks the invariants
 the fake world records.
@@ -17,7 +18,7 @@ import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from adapters.base import Role
+from adapters.base import Role, SyncPoint
 from tests.workflow.conftest import Scenario
 from tests.workflow.fake_world import FakeWorld
 from workflows.failover import GroupFailoverWorkflow, GroupFenceWorkflow
@@ -90,6 +91,36 @@ async def test_permanent_failure_before_promotion_is_compensated(
     assert world.sides["dc1"].role is Role.PRIMARY and world.sides["dc1"].replicas == 1
     assert world.sides["dc2"].role is Role.SECONDARY and world.sides["dc2"].replicas == 0
     assert "restart workloads on dc1" in result.progress.compensated
+
+
+async def test_a_sync_point_is_transferred_to_the_target_before_its_promotion(
+    temporal_env: WorkflowEnvironment, world_and_queue: tuple[FakeWorld, str]
+) -> None:
+    world, task_queue = world_and_queue
+    world.sync_point = SyncPoint(snapshot_handles={"data": "trident_pvc_1/data-failover-1"})
+    result = await (await start(temporal_env.client, world, task_queue)).result()
+
+    assert result.outcome is Outcome.SUCCEEDED, result.message
+    order = [c for c in world.calls if c.split(":")[0] in ("wait_final_sync", "transfer_sync_point", "promote")]
+    assert order == ["wait_final_sync:dc1", "transfer_sync_point:dc2", "promote:dc2"]
+    assert world.transferred == [world.sync_point]
+    transfer = next(request for name, request in world.wait_inputs if name == "transfer_sync_point")
+    assert transfer.deadline is not None and transfer.timeout == world.group().timeouts.final_sync
+
+
+async def test_a_failed_transfer_is_compensated_without_a_promotion(
+    temporal_env: WorkflowEnvironment, world_and_queue: tuple[FakeWorld, str]
+) -> None:
+    world, task_queue = world_and_queue
+    world.sync_point = SyncPoint(snapshot_handles={"data": "trident_pvc_1/data-failover-1"})
+    world.fail("transfer_sync_point", cluster="dc2", message="mirror update Failed: snapshot was not transferred")
+    result = await (await start(temporal_env.client, world, task_queue)).result()
+
+    assert result.outcome is Outcome.FAILED_COMPENSATED
+    assert "step 'transfer sync point' on dc2 failed" in result.message
+    assert not any(call.startswith("promote:dc2") for call in world.calls)
+    assert result.progress.compensated == ("re-promote dc1", "restart workloads on dc1")
+    assert world.sides["dc1"].role is Role.PRIMARY and world.sides["dc1"].replicas == 1
 
 
 async def test_final_sync_past_its_timeout_is_compensated(

@@ -28,7 +28,11 @@ with workflow.unsafe.imports_passed_through():
         PromoteInput,
         ReprotectInput,
         ScaleInput,
+        TransferInput,
     )
+
+TRANSFER_SYNC_POINT = "transfer-sync-point"
+"""Patch: a sync point (Trident's snapshots) is transferred to the target before the promotion names it."""
 
 
 async def run_planned(ctx: OperationContext) -> FailoverResult:
@@ -63,6 +67,8 @@ async def run_planned(ctx: OperationContext) -> FailoverResult:
 
         ctx.set_phase(Phase.WAITING_FOR_FINAL_SYNC, f"waiting for the final sync from {source}")
         await runner.wait("wait for final sync", source, "wait_final_sync", ctx.name, group.timeouts.final_sync)
+        if sync_point is not None and workflow.patched(TRANSFER_SYNC_POINT):
+            await transfer_sync_point(ctx, target, sync_point)
 
         runner.check_abort()
         ctx.set_phase(Phase.PROMOTING, f"promoting {target}")
@@ -82,6 +88,20 @@ async def run_planned(ctx: OperationContext) -> FailoverResult:
         return await compensate(ctx, saga, failure)
 
     return await ctx.after_promotion(replicas, Phase.RELOCATED, reprotect=True, resync=False)
+
+
+async def transfer_sync_point(ctx: OperationContext, target: str, sync_point: SyncPoint) -> None:
+    """Wait until the target holds the sync point (Trident: a mirror update carrying each snapshot succeeded).
+
+    Upstream Trident fails a promotion whose snapshot has not reached the destination and does not retry it, so
+    the snapshots are transferred first. Nothing is promoted yet: an abort or a failure here only needs the
+    source's undos.
+    """
+    ctx.set_phase(Phase.WAITING_FOR_FINAL_SYNC, f"transferring the final snapshots to {target}")
+    timeout = ctx.group.timeouts.final_sync
+    deadline = workflow.now() + timeout
+    argument = TransferInput(group=ctx.name, cluster=target, sync_point=sync_point, timeout=timeout, deadline=deadline)
+    await ctx.runner.run("transfer sync point", target, "transfer_sync_point", argument, deadline=deadline)
 
 
 async def _write_then_wait(

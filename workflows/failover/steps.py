@@ -65,6 +65,7 @@ HEARTBEATING = frozenset(
         "wait_promoted",
         "wait_secondary",
         "wait_resync",
+        "transfer_sync_point",
     }
 )
 
@@ -82,6 +83,7 @@ RESULT_TYPES: dict[str, type] = {
     "wait_promoted": ReplicationStatus,
     "wait_secondary": ReplicationStatus,
     "wait_resync": ReplicationStatus,
+    "transfer_sync_point": WriteResult,
     "run_hook": str,
     "wait_volumes_released": str,
     "wait_workloads_ready": str,

@@ -1,16 +1,18 @@
 """The Trident controllers (TMR, TSI, TAMU) and the snapshotter that makes VolumeSnapshots ready (backends.md §3).
 
-A TMR covers one PVC. ``promoted`` with a ``promotedSnapshotHandle`` stays ``promoting`` ("Waiting for snapshot
-<handle>") until that snapshot's writes have reached this side, then breaks the mirror; without a handle it
-promotes at once (unplanned). ``established`` makes this side a mirror destination (``establishing``, then
-``established``); ``reestablished`` resyncs it from the peer, overwriting its data. Trident does not check the
-peer before promoting, so a planned promotion leaves the old source writable until it is reestablished (the
-ledger records the two writable sides; the application's quiesce is what keeps them from diverging).
+A TMR covers one PVC. ``promoted`` with a ``promotedSnapshotHandle`` breaks the mirror if that snapshot has reached
+this side, and otherwise fails the TMR ("Could not promote mirror": upstream's ONTAP lookup answers NotFound and
+there is no waiting state); without a handle it promotes at once (unplanned). ``established`` makes this side a
+mirror destination (``establishing``, then ``established``); ``reestablished`` resyncs it from the peer, overwriting
+its data. Trident does not check the peer before promoting, so a planned promotion leaves the old source writable
+until it is reestablished (the ledger records the two writable sides; the application's quiesce is what keeps them
+from diverging).
 
 As upstream Trident: a TMR's status is written only when its state changes (a spec edit that keeps the state
 leaves ``observedGeneration`` behind), and a ``failed`` attempt is not retried until the spec changes (a new
 generation is a new attempt). A TridentActionMirrorUpdate is checked first (its TMR must be established or
-reestablished here), then goes ``In progress`` with the previous transfer time, then ``Succeeded`` or ``Failed``.
+reestablished here), then goes ``In progress`` with the previous transfer time, then ``Succeeded`` or ``Failed``
+(held ``In progress`` while a ``stall-final-sync`` fault holds on the source: a slow SnapMirror transfer).
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ def volume_handle(cluster: str, pvc: JsonObject) -> str:
 
 
 def snapshot_uid(handle: str) -> str | None:
-    """The VolumeSnapshot UID in a snapshot handle ``<volume handle>:snapshot-<uid>``."""
-    _, _, name = handle.rpartition(":")
+    """The VolumeSnapshot UID in a snapshot handle ``<volume>/snapshot-<uid>`` (Trident's ``MakeSnapshotID``)."""
+    _, _, name = handle.rpartition("/")
     return name.removeprefix("snapshot-") if name.startswith("snapshot-") else None
 
 
@@ -122,7 +124,8 @@ class TridentController(Controller):
         pvc = ctx.view.pvc(VolumeKey(namespace, claim))
         if pvc is None:
             return
-        handle = f"{volume_handle(ctx.cluster, pvc)}:snapshot-{snapshot['metadata']['uid']}"
+        # Trident's storage.MakeSnapshotID: <volume name>/<snapshot name>; CSI names both after their objects' UIDs.
+        handle = f"pvc-{pvc['metadata']['uid']}/snapshot-{snapshot['metadata']['uid']}"
         previous = info.get("status") or {}
         status = {
             "snapshotHandle": handle,
@@ -156,9 +159,8 @@ class TridentController(Controller):
                 metadata["uid"],
                 TmrOp(generation, desired, mapping.get("promotedSnapshotHandle", ""), ctx.due(ctx.now + latency)),
             )
-        waiting = ""
         if desired == PROMOTED:
-            waiting = self._promote(ctx, op, key)
+            self._promote(ctx, op, key)
         elif desired in (ESTABLISHED, REESTABLISHED):
             self._follow(ctx, op, key, mapping.get("remoteVolumeHandle", ""))
         if not desired:
@@ -168,29 +170,29 @@ class TridentController(Controller):
         elif op.done:
             state, message = desired, ""
         else:
-            state, message = IN_PROGRESS[desired], waiting
+            state, message = IN_PROGRESS[desired], ""
         self._write_mirror_status(ctx, tmr, generation, state, message, volume_handle(ctx.cluster, pvc))
 
-    def _promote(self, ctx: Context, op: TmrOp, key: VolumeKey) -> str:
-        """Advance a promotion; the "waiting" message while the snapshot has not arrived."""
-        if op.done:
-            return ""
+    def _promote(self, ctx: Context, op: TmrOp, key: VolumeKey) -> None:
+        """Advance a promotion: with a snapshot handle only if that snapshot is here already, else it fails."""
+        if op.done or ctx.now < op.next_attempt:
+            return
         if op.snapshot_handle:
             uid = snapshot_uid(op.snapshot_handle)
             record = ctx.shared.snapshots.get(uid) if uid else None
             if record is None or not ctx.model.holds_snapshot(key, ctx.cluster, record.point):
-                return f"Waiting for snapshot {op.snapshot_handle}"
-        if ctx.now < op.next_attempt:
-            return ""
+                # Upstream: ONTAP's snapshot lookup answers NotFound and the TMR fails (no waiting state).
+                op.failure = "Could not promote mirror"
+                op.next_attempt = math.inf
+                return
         fault = ctx.take_fault(FaultKind.FAIL_PROMOTE, ctx.groups([key]))
         if fault is not None:
             op.failure = f"Could not promote mirror: injected fault (attempt {fault.fired})"
             op.next_attempt = math.inf  # Trident does not retry a failed TMR until its spec changes
-            return ""
+            return
         # Trident breaks the mirror without asking the peer: no precondition, hence force.
         ctx.model.promote(key, ctx.cluster, ctx.now, force=True)
         op.done, op.failure = True, None
-        return ""
 
     def _follow(self, ctx: Context, op: TmrOp, key: VolumeKey, remote_handle: str) -> None:
         """Advance ``established`` (become a mirror destination) or ``reestablished`` (resync from the peer)."""
@@ -269,7 +271,7 @@ class TridentController(Controller):
             if op is None and status.get("state") == "In progress":
                 failure = "in-progress mirror update found at startup, marking it Failed"  # as Trident does
             else:
-                failure = self._mirror_update_failure(tmr, name)
+                failure = self._mirror_update_failure(tmr, name, metadata["name"])
             if failure is not None:
                 self._finish_update(ctx, update, {**status, "state": "Failed", "message": failure})
                 return
@@ -288,8 +290,8 @@ class TridentController(Controller):
                     ctx.cluster, metadata["uid"], TamuOp(ctx.due(ctx.now + ctx.config.final_sync_latency))
                 )
             return
-        if ctx.now < op.due:
-            return
+        if ctx.now < op.due or ctx.fault_active(FaultKind.STALL_FINAL_SYNC, ctx.groups([key]), ctx.peer):
+            return  # a stall-final-sync fault on the source holds the transfer back, as a slow SnapMirror would
         result = {**status, "state": "Succeeded", "message": ""}
         if ctx.model.writable(key, ctx.cluster) or not ctx.model.ship_now(key, ctx.now):
             result.update(state="Failed", message=f"mirror update of {key.pvc} failed: the source is not replicating")
@@ -301,13 +303,13 @@ class TridentController(Controller):
         self._finish_update(ctx, update, result)
 
     @staticmethod
-    def _mirror_update_failure(tmr: JsonObject | None, name: str) -> str | None:
+    def _mirror_update_failure(tmr: JsonObject | None, name: str, update_name: str) -> str | None:
         """Why a mirror update cannot start (Trident's pre-checks), or ``None``."""
         if tmr is None:
             return f"TridentMirrorRelationship '{name}' does not exist"
         state = nested(tmr, "status", "conditions", default=[{}])[0].get("state", "")
         if state not in (ESTABLISHED, REESTABLISHED):
-            return f"mirror update failed: TMR {name} is in state {state or 'unknown'}, not established"
+            return f"mirror update failed: TAMU {update_name} cannot be executed for TMR {name} in {state} state"
         return None
 
     def _finish_update(self, ctx: Context, update: JsonObject, status: JsonObject) -> None:
