@@ -13,8 +13,8 @@ How the operations map to TMR writes (every write is skipped when the TMRs alrea
   whose snapshot has not reached the destination yet ("Could not promote mirror") and does not retry it, there is
   no waiting state. :meth:`TridentAdapter.demote` therefore writes nothing, and on the source
   :meth:`TridentAdapter.final_sync_complete` only confirms the source is steady (see there). The failover
-  snapshots are left in place: on the old source the newest of them is the common snapshot SnapMirror resyncs
-  from when that side is re-protected, so deleting them is the operator's call (they carry the operation label).
+  snapshots are deleted when the old source is re-protected, before its TMRs are reestablished
+  (:meth:`TridentAdapter.reprotect`): by then the target holds them.
 - **Unplanned failover.** ``promote(force=True)``: every target TMR ``state: promoted`` without a snapshot handle.
 - **Reprotect / fence on return.** On the old source, :meth:`TridentAdapter.reprotect` sets ``state:
   reestablished`` with ``remoteVolumeHandle`` = the new primary's ``localVolumeHandle`` and clears
@@ -74,6 +74,7 @@ from adapters.documents import (
     generation,
     guarded_patch,
     integer,
+    mapping,
     objects,
     require_peer,
     text,
@@ -812,10 +813,12 @@ class TridentAdapter(ReplicationAdapter):
 
         The same write clears ``promotedSnapshotHandle`` (the CRD rejects it without ``promoted``). A TMR already
         (re)established towards the same handle is left alone. ``resync`` does not change the write: a reestablish
-        is always a SnapMirror resync from the peer (see the module docstring).
+        is always a SnapMirror resync from the peer (see the module docstring). First the planned-failover
+        snapshots taken here are deleted (:meth:`_delete_failover_snapshots`).
 
         Raises:
-            NotReadyError: the peer has not reported a ``localVolumeHandle`` for some PVC yet.
+            NotReadyError: the peer has not reported a ``localVolumeHandle`` for some PVC yet, or a failover
+                snapshot here is still being deleted.
             PreconditionFailedError: the peer is not a Trident adapter, or a TMR here already records another
                 remote volume (Trident fails a TMR whose remote handle changes: it must be recreated).
         """
@@ -837,6 +840,13 @@ class TridentAdapter(ReplicationAdapter):
                     cluster=self.cluster,
                     object_ref=mirror.ref,
                 )
+        pending_deletion = self._delete_failover_snapshots()
+        if pending_deletion:
+            raise NotReadyError(
+                f"the planned-failover snapshots {', '.join(pending_deletion)} are still being deleted; this side "
+                "follows the peer once they are gone (Trident cannot delete a snapshot of a mirror destination)",
+                cluster=self.cluster,
+            )
         changed = False
         generations: dict[str, int] = {}
         for mirror in mirrors:
@@ -857,6 +867,36 @@ class TridentAdapter(ReplicationAdapter):
             changed |= wrote
             generations[mirror.ref] = generation(document)
         return WriteResult(cluster=self.cluster, changed=changed, generations=generations)
+
+    def _delete_failover_snapshots(self) -> list[str]:
+        """Delete this side's planned-failover snapshots of the group's PVCs; those not gone yet.
+
+        They were taken here while this side was a planned failover's source. When it is to follow the peer, that
+        failover either promoted the peer at them (the peer holds them) or was undone: either way they have served,
+        and kept they would pin their blocks on the array. They go before the TMRs are reestablished because ONTAP
+        deletes no snapshot of a mirror destination. The SnapMirror snapshots of the transfer remain common to
+        both sides for the resync.
+        """
+        namespace = self.target.namespace
+        try:
+            snapshots = self.api.list(VOLUME_SNAPSHOTS, namespace)
+        except ObjectMissingError:
+            return []  # no VolumeSnapshot CRD here: no snapshot was ever taken
+        pvcs = set(self.target.pvc_names)
+        remaining = []
+        for snapshot in snapshots:
+            labels = mapping(snapshot, "metadata", "labels")
+            if labels.get("app.kubernetes.io/managed-by") != MANAGED_BY or OPERATION_LABEL not in labels:
+                continue
+            if text(snapshot, "spec", "source", "persistentVolumeClaimName") not in pvcs:
+                continue
+            name = text(snapshot, "metadata", "name")
+            if not text(snapshot, "metadata", "deletionTimestamp"):
+                self.api.delete(SNAPSHOT_INFOS, name, namespace)
+                self.api.delete(VOLUME_SNAPSHOTS, name, namespace)
+            if self.api.find(VOLUME_SNAPSHOTS, name, namespace) is not None:
+                remaining.append(name)
+        return remaining
 
     def _set_spec(self, mirror: Mirror, state: str, volume_mapping: JsonObject) -> tuple[bool, JsonObject]:
         """Write ``spec.state`` and the one volume mapping unless the TMR already has them.

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from adapters.base import Backend, ReplicationStatus, Role, WriteResult
+from adapters.trident import VOLUME_SNAPSHOTS
 from clusters.api import ClusterApi
 from clusters.errors import BackendFailedError, OrchestratorError, PreconditionFailedError
 from clusters.kubeclient import close_api_client
@@ -106,9 +107,14 @@ def test_planned_failover_swaps_roles_and_loses_no_acknowledged_write(
         assert volume.lost_at_promotion == 0, volume
         assert volume.sides[TARGET].held == volume.acknowledged, f"dc2 lacks acknowledged writes: {volume}"
         assert TARGET in volume.writable
+    snapshots = VOLUME_SNAPSHOTS if backend is Backend.TRIDENT else None
+    if snapshots is not None:
+        assert len(s.apis[SOURCE].list(snapshots, s.namespace)) == 3  # the sync point: one per PVC
 
     s.start(TARGET)
     s.reprotect_source(resync=False)
+    if snapshots is not None:
+        assert s.apis[SOURCE].list(snapshots, s.namespace) == [], "the failover snapshots outlived the reprotect"
     source, target = s.source.observe(), s.target.observe()
     assert (target.role, source.role) == (Role.PRIMARY, Role.SECONDARY), (target.message, source.message)
     assert target.failure is None and source.failure is None

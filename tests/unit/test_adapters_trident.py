@@ -323,6 +323,41 @@ def test_reprotect_of_the_old_source_after_a_planned_failover() -> None:
     assert spec["volumeMappings"][0]["remoteVolumeHandle"] == handles("dc2")["wal-postgres-0"]
 
 
+def test_reprotect_first_deletes_the_failover_snapshots_taken_here() -> None:
+    old_source, api = site("dc1", "dc1-source-promoted.yaml")
+    controller = SnapshotController(api)
+    clock = FakeClock(*[controller] * 5)
+    old_source.prepare_sync_point(operation_id=OPERATION, clock=clock, sleep=clock.sleep)
+    own = {
+        "metadata": {"name": "nightly", "namespace": NAMESPACE},
+        "spec": {"source": {"persistentVolumeClaimName": PVCS[0]}},
+    }
+    api.put({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot", **own})  # not ours: kept
+    new_primary, _ = site("dc2", "dc2-target-promoted.yaml")
+    api.writes = 0
+    assert old_source.reprotect(resync=False, peer=new_primary).changed
+    assert api.writes == 6 + 3  # a VolumeSnapshot and its TSI per PVC, then the three TMRs
+    left = [name for kind, _, name in api.objects if kind in ("VolumeSnapshot", "TridentSnapshotInfo")]
+    assert left == ["nightly"]
+    assert not old_source.reprotect(resync=False, peer=new_primary).changed and api.writes == 9
+
+
+def test_reprotect_waits_until_a_failover_snapshot_is_gone() -> None:
+    # ONTAP deletes no snapshot of a mirror destination: the TMRs are reestablished only once it is gone.
+    old_source, api = site("dc1", "dc1-source-promoted.yaml", "dc1-sync-point-snapshot.yaml")
+    name = snapshot_name("data-postgres-0", operation_suffix(OPERATION))
+    api.edit(
+        "VolumeSnapshot", name, lambda d: d["metadata"].update(deletionTimestamp="2025-03-14T09:40:00Z"), NAMESPACE
+    )
+    new_primary, _ = site("dc2", "dc2-target-promoted.yaml")
+    api.writes = 0
+    with pytest.raises(NotReadyError, match=f"snapshots {name} are still being deleted"):
+        old_source.reprotect(resync=False, peer=new_primary)
+    assert api.writes == 0 and api.stored(TMR, "data-postgres-0-mirror", NAMESPACE)["spec"]["state"] == "promoted"
+    del api.objects[("VolumeSnapshot", NAMESPACE, name)]
+    assert old_source.reprotect(resync=False, peer=new_primary).changed
+
+
 def test_reprotect_leaves_an_established_tmr_towards_the_same_volume_alone() -> None:
     follower, api = site("dc2", "dc2-target-established.yaml")
     primary, _ = site("dc1", "dc1-source-promoted.yaml")
