@@ -33,7 +33,8 @@ Normalisation of the TMRs' ``status.conditions[0]`` into :class:`~adapters.base.
 - syncing: any TMR is ``establishing``/``reestablishing``/``promoting``; replicating: every TMR (re)established.
 - last_sync_time: a TMR has no transfer time. It comes from TridentActionMirrorUpdates (``completionTime`` of
   succeeded ones, ``previousTransferTime`` of any) on the receiving side only, as the *oldest* of each TMR's newest
-  transfer (the group is only as recent as its laggiest volume), and is ``None`` when any TMR has none: scheduled
+  transfer since the TMR took its current state (``lastTransitionTime``: updates from an earlier role are history),
+  the group being only as recent as its laggiest volume, and is ``None`` when any TMR has none: scheduled
   SnapMirror transfers leave no trace in Kubernetes, so ``None`` means "unknown", never "in sync".
 - volumes: one per configured PVC, unhealthy in a failure state. missing_volumes: the PVCs whose TMR mirrors
   another PVC (``volumeMappings[0].localPVCName``); a PVC whose TMR does not exist makes the read raise
@@ -432,14 +433,20 @@ class TridentAdapter(ReplicationAdapter):
             updates = self.api.list(MIRROR_UPDATES, self.target.namespace)
         except ObjectMissingError:
             return None  # the TridentActionMirrorUpdate CRD is not installed: no transfer times at all
+        # Only transfers since each TMR took its current state count: older updates ran when this side followed
+        # the peer in an earlier role (before a failover and a reprotect), and would show a lag that only grows.
+        since = {mirror.name: timestamp(field(mirror.condition, "lastTransitionTime")) for mirror in mirrors}
         newest: dict[str, datetime] = {}
         for update in updates:
             relationship = text(update, "spec", "tridentMirrorRelationshipName")
             times = [timestamp(field(update, "status", "previousTransferTime"))]
             if text(update, "status", "state") == MIRROR_UPDATE_SUCCEEDED:
                 times.append(timestamp(field(update, "status", "completionTime")))
+            began = since.get(relationship)
             for moment in times:
-                if moment is not None and (relationship not in newest or moment > newest[relationship]):
+                if moment is None or (began is not None and moment < began):
+                    continue
+                if relationship not in newest or moment > newest[relationship]:
                     newest[relationship] = moment
         per_volume = [newest.get(mirror.name) for mirror in mirrors]
         known = [moment for moment in per_volume if moment is not None]

@@ -107,6 +107,18 @@ def test_established_target_is_a_replicating_secondary_with_the_laggiest_volume_
     assert TridentAdapter.resync_complete(status)
 
 
+def test_mirror_updates_from_before_the_current_state_do_not_count() -> None:
+    # Updates that ran before this side last changed state (e.g. before a failover and its reprotect) are history.
+    adapter, api = site("dc2", "dc2-target-established.yaml", "dc2-mirror-updates.yaml")
+    api.edit(
+        TMR,
+        "config-postgres-0-mirror",
+        lambda d: d["status"]["conditions"][0].update(lastTransitionTime="2025-03-14T09:00:00Z"),
+        NAMESPACE,
+    )
+    assert adapter.observe().last_sync_time is None
+
+
 def test_last_sync_is_unknown_when_a_volume_has_no_mirror_update() -> None:
     adapter, api = site("dc2", "dc2-target-established.yaml", "dc2-mirror-updates.yaml")
     for name in ("update-wal-0856",):
