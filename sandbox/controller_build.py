@@ -1,12 +1,19 @@
 """Build (once, into the lab cache) the upstream storage controllers the lab runs and the stubs of their driver APIs.
 
+Two controller stacks, each from the Go module proxy at a pinned version through a wrapper module that only
+requires it: csi-addons (the manager and sidecar) and Dell csm-replication (the replication controller and the
+csi-replicator sidecar).
+
 csi-addons (github.com/csi-addons/kubernetes-csi-addons at :data:`CSI_ADDONS_VERSION`) is built from the Go module
 proxy through a wrapper module that only requires it: ``go install pkg@version`` is refused by this workplace's
-proxy (it asks ``@v/list``), and the module zip carries no ``vendor/``. The same module version provides the CRDs
+proxy (it asks ``@v/list``), and the module zips carry no ``vendor/``. The same module version provides the CRDs
 (``config/crd/bases``); the driver-side protos come from the csi-addons/spec version its go.mod pins. The storage
 simulator serves those protos on a unix socket, so their Python stubs are generated here with grpcio-tools, with
 CSI's ``csi.proto`` (the version csi-addons requires) beside them: the protos import it by its Go path, which is no
 Python module name, so that one import line is rewritten to the staged copy.
+
+Dell's driver API is dell-csi-extensions' ``replication.v1`` (with ``common.v1``) at the versions csm-replication's
+go.mod requires; ``replication.proto`` imports ``common.proto`` by its bare name, rewritten the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from sandbox.binaries import KUBERNETES_VERSION, BinaryError, cache_dir, go_env, module_dir, run_build_command
 
@@ -33,9 +41,31 @@ STUBS_PACKAGE = "csiaddons_stubs"
 
 _CSI_IMPORT = 'import "github.com/container-storage-interface/spec/lib/go/csi/csi.proto";'
 
+DELL_REPLICATION_MODULE = "github.com/dell/csm-replication"
+DELL_REPLICATION_VERSION = "v1.14.0"
+DELL_EXTENSIONS_MODULE = "github.com/dell/dell-csi-extensions"
+DELL_CONTROLLER = "dell-replication-controller"
+DELL_REPLICATOR = "dell-csi-replicator"
+DELL_STUBS_PACKAGE = "dellcsi_stubs"
+
+_COMMON_IMPORT = 'import "common.proto";'
+
+
+class BuildPaths:
+    """A build's paths, kept in the lab's state file so that a later process needs no Go to find them again."""
+
+    def to_dict(self) -> dict[str, str]:
+        """The paths as strings."""
+        return {name: str(path) for name, path in vars(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> Self:
+        """Rebuild from :meth:`to_dict` output."""
+        return cls(**{name: Path(path) for name, path in data.items()})
+
 
 @dataclass(frozen=True)
-class CsiAddonsBuild:
+class CsiAddonsBuild(BuildPaths):
     """What the lab needs of one csi-addons version.
 
     Attributes:
@@ -50,75 +80,88 @@ class CsiAddonsBuild:
     crds: Path
     stubs: Path
 
-    def to_dict(self) -> dict[str, str]:
-        """The paths as strings, for the lab's state file (a later process needs no Go to find them again)."""
-        return {name: str(path) for name, path in vars(self).items()}
 
-    @classmethod
-    def from_dict(cls, data: dict[str, str]) -> CsiAddonsBuild:
-        """Rebuild from :meth:`to_dict` output."""
-        return cls(**{name: Path(path) for name, path in data.items()})
+@dataclass(frozen=True)
+class DellReplicationBuild(BuildPaths):
+    """What the lab needs of one Dell csm-replication version.
+
+    Attributes:
+        controller: the replication controller binary (``cmd/replication-controller``).
+        replicator: the csi-replicator sidecar binary (``cmd/csi-replicator``).
+        crds: the module's CRD folder (``config/crd/bases``).
+        stubs: the folder to put on ``sys.path`` for :data:`DELL_STUBS_PACKAGE` (the driver service's stubs).
+    """
+
+    controller: Path
+    replicator: Path
+    crds: Path
+    stubs: Path
 
 
 def required_version(go_mod: str, module: str) -> str:
     """The version of ``module`` that the go.mod text ``go_mod`` requires."""
     match = re.search(rf"^\s*(?:require\s+)?{re.escape(module)}\s+(\S+)", go_mod, re.M)
     if match is None:
-        raise BinaryError(f"{module} is not required by the csi-addons go.mod")
+        raise BinaryError(f"{module} is not required by the go.mod read")
     return match.group(1)
 
 
-def build_csi_addons(version: str, out_dir: Path) -> None:
-    """Build the csi-addons manager and sidecar of ``version`` into ``out_dir`` (about 2 minutes cold on 2 cores)."""
+def build_go_binaries(module: str, version: str, packages: dict[str, str], out_dir: Path) -> None:
+    """Build ``module``'s ``packages`` (package -> binary name) at ``version`` into ``out_dir``."""
     env = {**go_env(), "GOFLAGS": "-mod=mod"}
-    work = out_dir / f"csi-addons-{version}-src"
+    work = out_dir / f"{Path(module).name}-{version}-src"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    (work / "go.mod").write_text(f"module lab/csiaddons\n\ngo 1.26\n\nrequire {CSI_ADDONS_MODULE} {version}\n")
-    run_build_command(["go", "mod", "download", CSI_ADDONS_MODULE], work, env)
-    for package, binary in (("cmd/manager", CSI_ADDONS_MANAGER), ("sidecar", CSI_ADDONS_SIDECAR)):
+    (work / "go.mod").write_text(f"module lab/{Path(module).name}\n\ngo 1.26\n\nrequire {module} {version}\n")
+    run_build_command(["go", "mod", "download", module], work, env)
+    for package, binary in packages.items():
         run_build_command(
-            [
-                "go",
-                "build",
-                "-trimpath",
-                "-ldflags",
-                "-s -w",
-                "-o",
-                str(out_dir / binary),
-                f"{CSI_ADDONS_MODULE}/{package}",
-            ],
+            ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out_dir / binary), f"{module}/{package}"],
             work,
             env,
         )
     shutil.rmtree(work, ignore_errors=True)
 
 
-def staged_proto(proto: str) -> str:
-    """``proto`` importing the staged ``csi.proto`` instead of its Go path."""
-    return proto.replace(_CSI_IMPORT, f'import "{STUBS_PACKAGE}/csi.proto";')
+def staged_proto(proto: str, package: str = STUBS_PACKAGE) -> str:
+    """``proto`` importing its staged dependencies (CSI's ``csi.proto``, Dell's ``common.proto``) from ``package``."""
+    return proto.replace(_CSI_IMPORT, f'import "{package}/csi.proto";').replace(
+        _COMMON_IMPORT, f'import "{package}/common.proto";'
+    )
 
 
-def generate_stubs(spec_dir: Path, csi_dir: Path, out_dir: Path) -> None:
-    """Generate the stubs of :data:`CSI_ADDONS_PROTOS` (from ``spec_dir``, with CSI's ``csi_dir``) into ``out_dir``."""
+def generate_stubs(protos: dict[str, Path], package_name: str, out_dir: Path) -> None:
+    """Generate the Python stubs of ``protos`` (name -> .proto file, dependencies first) as ``package_name``.
+
+    The stubs land in ``out_dir`` (put it on ``sys.path``), replaced as a whole only once they all compiled.
+    """
     staging = out_dir.with_name(f"{out_dir.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
-    package = staging / STUBS_PACKAGE
+    package = staging / package_name
     package.mkdir(parents=True)
-    (package / "__init__.py").write_text('"""Generated from csi-addons/spec by sandbox.controller_build."""\n')
-    shutil.copy(csi_dir / "csi.proto", package / "csi.proto")
-    for name in CSI_ADDONS_PROTOS:
-        (package / f"{name}.proto").write_text(staged_proto((spec_dir / name / f"{name}.proto").read_text()))
+    (package / "__init__.py").write_text(f'"""Generated by sandbox.controller_build from {", ".join(protos)}."""\n')
+    for name, source in protos.items():
+        (package / f"{name}.proto").write_text(staged_proto(source.read_text(), package_name))
     import grpc_tools
     from grpc_tools import protoc
 
     include = str(Path(grpc_tools.__file__).parent / "_proto")
     argv = ["protoc", f"-I{staging}", f"-I{include}", f"--python_out={staging}", f"--grpc_python_out={staging}"]
-    argv += [f"{STUBS_PACKAGE}/{name}.proto" for name in ("csi", *CSI_ADDONS_PROTOS)]
+    argv += [f"{package_name}/{name}.proto" for name in protos]
     if protoc.main(argv) != 0:
-        raise BinaryError(f"protoc failed on the csi-addons protos of {spec_dir}: {' '.join(argv)}")
+        raise BinaryError(f"protoc failed on {', '.join(map(str, protos.values()))}: {' '.join(argv)}")
     shutil.rmtree(out_dir, ignore_errors=True)
     staging.replace(out_dir)
+
+
+def _ensure_binaries(module: str, version: str, packages: dict[str, str], folder: Path, build: bool) -> None:
+    if all((folder / name).is_file() for name in packages.values()):
+        return
+    if not build:
+        raise BinaryError(f"{module} {version} is not built in {folder}: `python -m sandbox.controller_build`")
+    started = time.monotonic()
+    build_go_binaries(module, version, packages, folder)
+    print(f"[lab-build] built {module} {version} in {time.monotonic() - started:.0f}s", file=sys.stderr)
 
 
 def ensure_csi_addons(version: str = CSI_ADDONS_VERSION, build: bool = True) -> CsiAddonsBuild:
@@ -129,12 +172,8 @@ def ensure_csi_addons(version: str = CSI_ADDONS_VERSION, build: bool = True) -> 
 
     """
     folder = cache_dir(KUBERNETES_VERSION) / f"csi-addons-{version}"
-    if not all((folder / name).is_file() for name in (CSI_ADDONS_MANAGER, CSI_ADDONS_SIDECAR)):
-        if not build:
-            raise BinaryError(f"csi-addons {version} is not built in {folder}: `python -m sandbox.controller_build`")
-        started = time.monotonic()
-        build_csi_addons(version, folder)
-        print(f"[lab-build] built csi-addons {version} in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    packages = {"cmd/manager": CSI_ADDONS_MANAGER, "sidecar": CSI_ADDONS_SIDECAR}
+    _ensure_binaries(CSI_ADDONS_MODULE, version, packages, folder, build)
     module = module_dir(CSI_ADDONS_MODULE, version)
     stubs = folder / "python"
     if not (stubs / STUBS_PACKAGE / "replication_pb2_grpc.py").is_file():
@@ -144,7 +183,9 @@ def ensure_csi_addons(version: str = CSI_ADDONS_VERSION, build: bool = True) -> 
         spec_dir, csi_dir = (
             module_dir(m, required_version(go_mod, m)) for m in (CSI_ADDONS_SPEC_MODULE, CSI_SPEC_MODULE)
         )
-        generate_stubs(spec_dir, csi_dir, stubs)
+        protos = {"csi": csi_dir / "csi.proto"}
+        protos |= {name: spec_dir / name / f"{name}.proto" for name in CSI_ADDONS_PROTOS}
+        generate_stubs(protos, STUBS_PACKAGE, stubs)
     return CsiAddonsBuild(
         manager=folder / CSI_ADDONS_MANAGER,
         sidecar=folder / CSI_ADDONS_SIDECAR,
@@ -153,12 +194,48 @@ def ensure_csi_addons(version: str = CSI_ADDONS_VERSION, build: bool = True) -> 
     )
 
 
+def ensure_dell_replication(version: str = DELL_REPLICATION_VERSION, build: bool = True) -> DellReplicationBuild:
+    """Find Dell csm-replication ``version`` in the lab cache, building what is missing when ``build`` is true.
+
+    Raises:
+        BinaryError: something is missing and cannot be built (the message holds the failing command).
+
+    """
+    folder = cache_dir(KUBERNETES_VERSION) / f"csm-replication-{version}"
+    packages = {"cmd/replication-controller": DELL_CONTROLLER, "cmd/csi-replicator": DELL_REPLICATOR}
+    _ensure_binaries(DELL_REPLICATION_MODULE, version, packages, folder, build)
+    module = module_dir(DELL_REPLICATION_MODULE, version)
+    stubs = folder / "python"
+    if not (stubs / DELL_STUBS_PACKAGE / "replication_pb2_grpc.py").is_file():
+        if not build:
+            raise BinaryError(f"the Dell replication driver stubs are not generated in {stubs}")
+        go_mod = (module / "go.mod").read_text()
+        protos = {
+            name: module_dir(
+                f"{DELL_EXTENSIONS_MODULE}/{name}", required_version(go_mod, f"{DELL_EXTENSIONS_MODULE}/{name}")
+            )
+            / f"{name}.proto"
+            for name in ("common", "replication")
+        }
+        generate_stubs(protos, DELL_STUBS_PACKAGE, stubs)
+    return DellReplicationBuild(
+        controller=folder / DELL_CONTROLLER,
+        replicator=folder / DELL_REPLICATOR,
+        crds=module / "config" / "crd" / "bases",
+        stubs=stubs,
+    )
+
+
 def main() -> None:
     """Build (or find) the storage controllers and print where they are."""
     started = time.monotonic()
-    found = ensure_csi_addons(build="--no-build" not in sys.argv)
-    for name, path in vars(found).items():
-        print(f"{name}: {path}")
+    build = "--no-build" not in sys.argv
+    for stack, found in (
+        ("csi-addons", ensure_csi_addons(build=build)),
+        ("dell", ensure_dell_replication(build=build)),
+    ):
+        for name, path in vars(found).items():
+            print(f"{stack} {name}: {path}")
     print(f"storage controllers ready in {time.monotonic() - started:.1f}s")
 
 

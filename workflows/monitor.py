@@ -3,7 +3,8 @@
 csi-addons and unified report ``lastSyncTime`` on the primary side only, so once the primary's site is lost
 nobody can read it any more. The monitor (workflow id ``monitor/<group>``, started by every worker) observes both
 sides every ``monitor_interval`` and keeps the newest sync time; an unplanned failover reads it to report its
-data-loss window. It continues as new every 50 observations to keep its history short.
+data-loss window. A new primary (after any failover) starts the memory afresh: a sync in the old direction
+measures nothing about the new one. It continues as new every 50 observations to keep its history short.
 
 It follows the worker's configuration: the group is resolved by name before every observation (a changed
 interval or replication object takes effect at the next one), and the monitor ends when the group is removed.
@@ -101,12 +102,16 @@ class GroupMonitorWorkflow:
                 if isinstance(error.cause, CancelledError):
                     raise  # the monitor itself is being cancelled
                 report = RolesReport(statuses={})
+            primaries = report.primaries()
+            if len(primaries) == 1:
+                if primary is not None and primaries[0] != primary:
+                    # The remembered sync shipped data the other way: it says nothing of what the new primary's
+                    # peer holds, and kept it would overstate the next unplanned failover's data-loss window.
+                    last_sync = None
+                primary = primaries[0]
             times = [s.last_sync_time for s in report.statuses.values() if s.last_sync_time is not None]
             if times:
                 last_sync = max([*times, *([last_sync] if last_sync else [])])
-            primaries = report.primaries()
-            if len(primaries) == 1:
-                primary = primaries[0]
             self._state = MonitorState(
                 group=request.group,
                 last_sync_seen=last_sync,

@@ -1,9 +1,9 @@
-"""Unit tier: the pieces of the csi-addons build that need no Go: the staged proto import and the pinned versions
-read from go.mod."""
+"""Unit tier: the pieces of the controller builds (csi-addons, Dell csm-replication) that need no Go: the staged
+proto imports and the pinned versions read from go.mod."""
 
 from __future__ import annotations
 
-from sandbox.controller_build import STUBS_PACKAGE, required_version, staged_proto
+from sandbox.controller_build import DELL_STUBS_PACKAGE, STUBS_PACKAGE, required_version, staged_proto
 
 
 def test_the_csi_import_is_rewritten_to_the_staged_copy_and_nothing_else_changes() -> None:
@@ -19,6 +19,14 @@ def test_the_csi_import_is_rewritten_to_the_staged_copy_and_nothing_else_changes
     assert staged.replace(f'import "{STUBS_PACKAGE}/csi.proto";', "") == proto.replace(
         'import "github.com/container-storage-interface/spec/lib/go/csi/csi.proto";', ""
     )
+
+
+def test_dells_bare_common_import_is_rewritten_to_the_dell_package() -> None:
+    proto = 'syntax = "proto3";\npackage replication.v1;\n\nimport "common.proto";\nmessage M {}\n'
+    staged = staged_proto(proto, DELL_STUBS_PACKAGE)
+    assert f'import "{DELL_STUBS_PACKAGE}/common.proto";' in staged
+    assert 'import "common.proto";' not in staged
+    assert staged.replace(f"{DELL_STUBS_PACKAGE}/", "") == proto
 
 
 def test_required_versions_are_read_from_a_require_block_or_line() -> None:
