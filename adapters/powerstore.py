@@ -55,11 +55,15 @@ Normalisation into :class:`~adapters.base.ReplicationStatus`:
   at* and would understate the lag.
 - volumes: one entry standing for the whole group, named after the RG (the array reports the protection group,
   not its volumes), unhealthy when the group is.
-- missing_volumes: an RG does not list its PVCs; Dell's replicator labels each PVC of the group
-  ``replication.storage.dell.com/replicationGroupName=<RG name>`` (the simulator selects the RG's volumes by the
-  same label). When ``target.pvc_names`` is given, observing lists the PVCs of the group's namespace (one
-  namespaced request) and reports each configured PVC that is absent from this cluster or does not carry this
-  RG's label. Without ``pvc_names`` nothing is read and ``missing_volumes`` stays empty.
+- missing_volumes: an RG does not list its PVCs; Dell's replicator labels the volumes of the group
+  ``replication.storage.dell.com/replicationGroupName=<RG name>``: every PV on both sides (the replicator on the
+  side that provisioned it, the replication controller on the peer) but only the PVCs whose PV it provisioned
+  (csm-replication ``persistentvolumeclaim_controller.go`` waits for the PV's ``remoteVolume`` annotation, which
+  a peer's PV never gets). When ``target.pvc_names`` is given, observing lists the PVCs of the group's namespace
+  (one namespaced request) and, only when some configured PVC lacks the label, the PVs that carry it (one
+  labelled cluster-scoped list). It reports each configured PVC that is absent from this cluster, labelled for
+  another RG, or whose own and whose PV's labels both do not name this RG. Without ``pvc_names`` nothing is read
+  and ``missing_volumes`` stays empty.
 """
 
 from __future__ import annotations
@@ -93,7 +97,7 @@ from adapters.documents import (
     text,
     timestamp,
 )
-from clusters.api import PVCS, JsonObject, Resource
+from clusters.api import PVCS, PVS, JsonObject, Resource
 from clusters.errors import ConflictError, InvalidSpecError, NotReadyError, PreconditionFailedError
 from clusters.watch import WatchScope
 
@@ -289,30 +293,40 @@ class Group:
         return Role.PRIMARY if self.is_source else Role.SECONDARY
 
 
-def unlabelled_pvcs(rg_name: str, expected: Sequence[str], pvcs: Sequence[JsonObject]) -> dict[str, str]:
+def unlabelled_pvcs(
+    rg_name: str, expected: Sequence[str], pvcs: Sequence[JsonObject], rg_volumes: Sequence[str] = ()
+) -> dict[str, str]:
     """The expected PVCs that are not volumes of the RG ``rg_name``, each with the reason.
 
     Args:
-        rg_name: the RG's name on this cluster (the value of :data:`GROUP_LABEL` on its PVCs).
+        rg_name: the RG's name on this cluster (the value of :data:`GROUP_LABEL` on its volumes).
         expected: the group's configured PVC names.
         pvcs: the PVCs of the group's namespace on this cluster.
+        rg_volumes: the names of the PVs labelled for the RG (an unlabelled PVC bound to one of them is in it).
 
     Returns:
         ``PVC name -> why it is not in the RG``, in the order of ``expected``.
     """
-    labels = {
-        text(pvc, "metadata", "name"): mapping(pvc, "metadata", "labels").get(GROUP_LABEL)
-        for pvc in pvcs
-        if text(pvc, "metadata", "name")
-    }
+    by_name = {text(pvc, "metadata", "name"): pvc for pvc in pvcs if text(pvc, "metadata", "name")}
     missing: dict[str, str] = {}
     for name in expected:
-        if name not in labels:
+        pvc = by_name.get(name)
+        if pvc is None:
             missing[name] = "no such PVC on this cluster"
-        elif labels[name] != rg_name:
-            label = labels[name]
-            missing[name] = f"labelled {GROUP_LABEL}={label}" if label else f"no {GROUP_LABEL} label"
+            continue
+        label = mapping(pvc, "metadata", "labels").get(GROUP_LABEL)
+        if label == rg_name or (not label and text(pvc, "spec", "volumeName") in rg_volumes):
+            continue
+        missing[name] = f"labelled {GROUP_LABEL}={label}" if label else f"no {GROUP_LABEL} label on it or its PV"
     return missing
+
+
+def needs_pv_labels(rg_name: str, expected: Sequence[str], pvcs: Sequence[JsonObject]) -> bool:
+    """Whether some expected PVC lacks the RG label, so that only its PV can tell (see :func:`unlabelled_pvcs`)."""
+    labelled = {
+        text(pvc, "metadata", "name") for pvc in pvcs if mapping(pvc, "metadata", "labels").get(GROUP_LABEL) == rg_name
+    }
+    return any(name not in labelled for name in expected)
 
 
 def summarise(cluster: str, group: Group, unreplicated: Mapping[str, str] | None = None) -> ReplicationStatus:
@@ -391,13 +405,18 @@ class PowerStoreAdapter(ReplicationAdapter):
         """Read the RG and normalise its status.
 
         With ``target.pvc_names``, also list the PVCs of ``target.namespace`` and report each configured PVC that
-        does not carry this RG's :data:`GROUP_LABEL` (or does not exist here) in ``missing_volumes``.
+        is not a volume of this RG (by its own or its PV's :data:`GROUP_LABEL`, or does not exist here) in
+        ``missing_volumes``.
         """
         group = self._read()
         unreplicated: dict[str, str] = {}
         if self.target.pvc_names:
             pvcs = self.api.list(PVCS, self.target.namespace)
-            unreplicated = unlabelled_pvcs(group.name, self.target.pvc_names, pvcs)
+            rg_volumes: list[str] = []
+            if needs_pv_labels(group.name, self.target.pvc_names, pvcs):
+                labelled = self.api.list(PVS, label_selector=f"{GROUP_LABEL}={group.name}")
+                rg_volumes = [text(pv, "metadata", "name") for pv in labelled]
+            unreplicated = unlabelled_pvcs(group.name, self.target.pvc_names, pvcs, rg_volumes)
         return summarise(self.cluster, group, unreplicated)
 
     @staticmethod

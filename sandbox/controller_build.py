@@ -22,6 +22,7 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -44,6 +45,11 @@ _CSI_IMPORT = 'import "github.com/container-storage-interface/spec/lib/go/csi/cs
 DELL_REPLICATION_MODULE = "github.com/dell/csm-replication"
 DELL_REPLICATION_VERSION = "v1.14.0"
 DELL_EXTENSIONS_MODULE = "github.com/dell/dell-csi-extensions"
+DELL_EXTENSIONS_PINS = {f"{DELL_EXTENSIONS_MODULE}/common": "v1.9.0"}
+"""Replacements in the Dell build. common v1.10.0 (what csm-replication v1.14.0 requires) ships a generated
+``common.pb.go`` whose raw descriptor is malformed: its ``go_package`` option carries length prefixes 0x38/0x36
+for a 42-byte value, so every binary importing it panics in protobuf's init ("slice bounds out of range [-1:]").
+v1.9.0 has the same ``common.proto`` and the same generated code but for those two bytes."""
 DELL_CONTROLLER = "dell-replication-controller"
 DELL_REPLICATOR = "dell-csi-replicator"
 DELL_STUBS_PACKAGE = "dellcsi_stubs"
@@ -106,13 +112,21 @@ def required_version(go_mod: str, module: str) -> str:
     return match.group(1)
 
 
-def build_go_binaries(module: str, version: str, packages: dict[str, str], out_dir: Path) -> None:
-    """Build ``module``'s ``packages`` (package -> binary name) at ``version`` into ``out_dir``."""
+def build_go_binaries(
+    module: str, version: str, packages: dict[str, str], out_dir: Path, pins: Mapping[str, str] | None = None
+) -> None:
+    """Build ``module``'s ``packages`` (package -> binary name) at ``version`` into ``out_dir``.
+
+    ``pins`` replace dependencies (module -> version) where the required version cannot be used.
+    """
     env = {**go_env(), "GOFLAGS": "-mod=mod"}
     work = out_dir / f"{Path(module).name}-{version}-src"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    (work / "go.mod").write_text(f"module lab/{Path(module).name}\n\ngo 1.26\n\nrequire {module} {version}\n")
+    replaces = "".join(f"replace {pinned} => {pinned} {pin}\n" for pinned, pin in (pins or {}).items())
+    (work / "go.mod").write_text(
+        f"module lab/{Path(module).name}\n\ngo 1.26\n\nrequire {module} {version}\n\n{replaces}"
+    )
     run_build_command(["go", "mod", "download", module], work, env)
     for package, binary in packages.items():
         run_build_command(
@@ -154,13 +168,20 @@ def generate_stubs(protos: dict[str, Path], package_name: str, out_dir: Path) ->
     staging.replace(out_dir)
 
 
-def _ensure_binaries(module: str, version: str, packages: dict[str, str], folder: Path, build: bool) -> None:
+def _ensure_binaries(
+    module: str,
+    version: str,
+    packages: dict[str, str],
+    folder: Path,
+    build: bool,
+    pins: Mapping[str, str] | None = None,
+) -> None:
     if all((folder / name).is_file() for name in packages.values()):
         return
     if not build:
         raise BinaryError(f"{module} {version} is not built in {folder}: `python -m sandbox.controller_build`")
     started = time.monotonic()
-    build_go_binaries(module, version, packages, folder)
+    build_go_binaries(module, version, packages, folder, pins)
     print(f"[lab-build] built {module} {version} in {time.monotonic() - started:.0f}s", file=sys.stderr)
 
 
@@ -201,21 +222,20 @@ def ensure_dell_replication(version: str = DELL_REPLICATION_VERSION, build: bool
         BinaryError: something is missing and cannot be built (the message holds the failing command).
 
     """
-    folder = cache_dir(KUBERNETES_VERSION) / f"csm-replication-{version}"
+    pins = "".join(f"-{Path(pinned).name}-{pin}" for pinned, pin in DELL_EXTENSIONS_PINS.items())
+    folder = cache_dir(KUBERNETES_VERSION) / f"csm-replication-{version}{pins}"
     packages = {"cmd/replication-controller": DELL_CONTROLLER, "cmd/csi-replicator": DELL_REPLICATOR}
-    _ensure_binaries(DELL_REPLICATION_MODULE, version, packages, folder, build)
+    _ensure_binaries(DELL_REPLICATION_MODULE, version, packages, folder, build, DELL_EXTENSIONS_PINS)
     module = module_dir(DELL_REPLICATION_MODULE, version)
     stubs = folder / "python"
     if not (stubs / DELL_STUBS_PACKAGE / "replication_pb2_grpc.py").is_file():
         if not build:
             raise BinaryError(f"the Dell replication driver stubs are not generated in {stubs}")
         go_mod = (module / "go.mod").read_text()
+        extensions = {name: f"{DELL_EXTENSIONS_MODULE}/{name}" for name in ("common", "replication")}
         protos = {
-            name: module_dir(
-                f"{DELL_EXTENSIONS_MODULE}/{name}", required_version(go_mod, f"{DELL_EXTENSIONS_MODULE}/{name}")
-            )
-            / f"{name}.proto"
-            for name in ("common", "replication")
+            name: module_dir(path, DELL_EXTENSIONS_PINS.get(path) or required_version(go_mod, path)) / f"{name}.proto"
+            for name, path in extensions.items()
         }
         generate_stubs(protos, DELL_STUBS_PACKAGE, stubs)
     return DellReplicationBuild(

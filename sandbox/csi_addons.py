@@ -17,7 +17,6 @@ What a real cluster has, and how the lab stands in for it (upstream facts: sandb
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shlex
@@ -28,7 +27,8 @@ import httpx
 
 from sandbox.cluster import LabCluster
 from sandbox.controller_build import CsiAddonsBuild
-from sandbox.processes import LabProcessError, free_port, is_running, start_process, stop_process, wait_until
+from sandbox.controller_stack import RESTART_LOOP, ControllerStack, crd_documents, restarted
+from sandbox.processes import LabProcessError, free_port, wait_until
 
 NAMESPACE = "csi-addons-system"
 SERVICE_ACCOUNT = "csi-addons"
@@ -93,14 +93,7 @@ def _objects(node: str) -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
-_RESTART_LOOP = 'while :; do {command}; echo "=== exited with $?, restarting in 1s"; sleep 1; done'
-
-
-def _restarted(argv: list[str]) -> list[str]:
-    return ["sh", "-c", _RESTART_LOOP.format(command=shlex.join(argv))]
-
-
-class CsiAddonsStack:
+class CsiAddonsStack(ControllerStack):
     """The csi-addons manager and sidecar of one lab cluster, their pids kept in the cluster's state.
 
     Args:
@@ -109,26 +102,19 @@ class CsiAddonsStack:
         driver_socket: the simulator's csi-addons driver socket for this cluster.
     """
 
+    processes = PROCESSES
+
     def __init__(self, cluster: LabCluster, build: CsiAddonsBuild, driver_socket: Path) -> None:
-        self.cluster = cluster
+        super().__init__(cluster)
         self.build = build
         self.driver_socket = driver_socket
         self.folder = cluster.root / "csi-addons"
-
-    def log_file(self, process: str) -> Path:
-        """Where ``process`` logs."""
-        return self.cluster.log_file(process)
 
     # ----------------------------------------------------------------------------------------- install
 
     def crd_documents(self) -> list[dict[str, Any]]:
         """The CRDs of the built csi-addons version (config/crd/bases)."""
-        import yaml
-
-        documents: list[dict[str, Any]] = []
-        for path in sorted(self.build.crds.glob("*.yaml")):
-            documents += [d for d in yaml.safe_load_all(path.read_text()) if d]
-        return documents
+        return crd_documents(self.build.crds)
 
     def install(self) -> None:
         """Create the namespace, identity, secret and driver pod, and write the sidecar's service-account files."""
@@ -182,7 +168,7 @@ class CsiAddonsStack:
         """The command line of the manager or the sidecar, each under a restart loop (see the module's docstring)."""
         ports = self._ports()
         if process == MANAGER:
-            return _restarted(
+            return restarted(
                 [
                     str(self.build.manager),
                     f"--kubeconfig={self.cluster.admin_kubeconfig}",
@@ -208,7 +194,7 @@ class CsiAddonsStack:
         private_run = (
             f'mount -t tmpfs lab-serviceaccount "$(readlink -f /var/run)" && mkdir -p {SERVICE_ACCOUNT_DIR} && '
             f"cp {shlex.quote(str(self.folder / 'serviceaccount'))}/* {SERVICE_ACCOUNT_DIR}/ && "
-            f"{_RESTART_LOOP.format(command=shlex.join(sidecar))}"
+            f"{RESTART_LOOP.format(command=shlex.join(sidecar))}"
         )
         return ["unshare", "--mount", "--propagation", "private", "sh", "-c", private_run]
 
@@ -236,29 +222,3 @@ class CsiAddonsStack:
         ).json()
         states = [item.get("status", {}).get("state") for item in nodes.get("items", [])]
         return next((s for s in states if s), None)
-
-    def start(self, timeout: float = 90.0) -> None:
-        """Start the manager, then the sidecar, each unless it runs, and wait until the sidecar is connected."""
-        for process in PROCESSES:
-            pid = self.cluster.state.pids.get(process, 0)
-            if not is_running(pid):
-                pid = start_process(self.argv(process), self.log_file(process), env=self.env(process))
-                self.cluster.state.pids[process] = pid
-            wait_until(
-                functools.partial(self.healthy, process),
-                f"{self.cluster.name} {process}",
-                timeout,
-                pid=pid,
-                log_file=self.log_file(process),
-            )
-
-    def stop(self) -> None:
-        """Stop the sidecar, then the manager."""
-        for process in reversed(PROCESSES):
-            pid = self.cluster.state.pids.pop(process, 0)
-            if pid:
-                stop_process(pid)
-
-    def running(self) -> dict[str, bool]:
-        """Which of the two have a live process."""
-        return {p: is_running(self.cluster.state.pids.get(p, 0)) for p in PROCESSES}

@@ -8,6 +8,7 @@ more groups than the four named ones for site failovers: the backends in turn, s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,12 @@ from clusters.api import NAMESPACES, PVCS, STATEFULSETS, ClusterApi, JsonObject,
 from clusters.errors import ConflictError
 from sandbox.csi_addons import NAMESPACE as CSI_ADDONS_NAMESPACE
 from sandbox.csi_addons import REPLICATION_SECRET as CSI_ADDONS_SECRET
-from sandbox.simulator.kube import CSI_ADDONS_DRIVER, volume_handle
+from sandbox.simulator.kube import (
+    CSI_ADDONS_DRIVER,
+    POWERSTORE_DRIVER,
+    protection_group_id,
+    volume_handle,
+)
 
 VOLUMES = ("data", "wal", "config")
 APP = "postgres"
@@ -44,6 +50,10 @@ CSI_VRC = Resource(
 STORAGE_CLASSES = Resource("storage.k8s.io", "v1", "storageclasses", "StorageClass", namespaced=False)
 PERSISTENT_VOLUMES = Resource("", "v1", "persistentvolumes", "PersistentVolume", namespaced=False)
 RBD_STORAGE_CLASS = "rbd-replicated"
+POWERSTORE_STORAGE_CLASS = "powerstore-replicated"
+"""The StorageClass of the PowerStore groups' volumes when the upstream Dell controllers run (the same name on both
+clusters, each naming the other as its remote)."""
+DELL = "replication.storage.dell.com/"
 """The StorageClass of the csi-addons groups' volumes: CSI PersistentVolumes of the driver the simulator plays."""
 REPLICATION_SECRET = (CSI_ADDONS_SECRET, CSI_ADDONS_NAMESPACE)
 """The Secret the csi-addons classes name (the sidecar reads it before every driver call)."""
@@ -154,9 +164,9 @@ def _statefulset(replicas: int) -> JsonObject:
     }
 
 
-def _pvc(group: DemoGroup, name: str) -> JsonObject:
+def _pvc(group: DemoGroup, name: str, real_dell: bool) -> JsonObject:
     labels = {"app": APP}
-    if group.backend is Backend.POWERSTORE:
+    if group.backend is Backend.POWERSTORE and not real_dell:
         labels[DELL_GROUP_LABEL] = group.replication_name
     spec: JsonObject = {
         "accessModes": ["ReadWriteOnce"],
@@ -165,6 +175,8 @@ def _pvc(group: DemoGroup, name: str) -> JsonObject:
     }
     if group.backend is Backend.CSI_ADDONS:
         spec.update(storageClassName=RBD_STORAGE_CLASS, volumeName=_pv_name(group, name))
+    elif group.backend is Backend.POWERSTORE and real_dell:
+        spec.update(storageClassName=POWERSTORE_STORAGE_CLASS, volumeName=_pv_name(group, name))
     return {"metadata": {"name": name, "labels": labels}, "spec": spec}
 
 
@@ -192,7 +204,9 @@ def _csi_volumes(api: ClusterApi, group: DemoGroup) -> None:
         _csi_volume(api, group, pvc)
 
 
-def _csi_volume(api: ClusterApi, group: DemoGroup, pvc: str) -> None:
+def _csi_volume(
+    api: ClusterApi, group: DemoGroup, pvc: str, driver: str = CSI_ADDONS_DRIVER, storage_class: str = RBD_STORAGE_CLASS
+) -> None:
     _create(
         api,
         PERSISTENT_VOLUMES,
@@ -202,26 +216,68 @@ def _csi_volume(api: ClusterApi, group: DemoGroup, pvc: str) -> None:
                 "capacity": {"storage": "1Gi"},
                 "accessModes": ["ReadWriteOnce"],
                 "persistentVolumeReclaimPolicy": "Retain",
-                "storageClassName": RBD_STORAGE_CLASS,
+                "storageClassName": storage_class,
                 "claimRef": {"namespace": group.namespace, "name": pvc},
-                "csi": {"driver": CSI_ADDONS_DRIVER, "volumeHandle": volume_handle(group.namespace, pvc)},
+                "csi": {"driver": driver, "volumeHandle": volume_handle(group.namespace, pvc)},
             },
         },
     )
 
 
-def install_group(apis: dict[str, ClusterApi], group: DemoGroup, primary: str, secondary: str) -> None:
-    """Create one group's namespace, PVCs, StatefulSet and replication objects on both clusters."""
+def _powerstore_volumes(api: ClusterApi, group: DemoGroup, peer: str, provisioned: bool) -> None:
+    """The replicated PowerStore StorageClass, and (``provisioned``: on the first source) the group's CSI volumes.
+
+    What csi-powerstore's provisioner would have made, pre-bound to the PVCs. The peer's volumes are the upstream
+    Dell replication controller's to make (and the controller manager binds them to the waiting PVCs).
+    """
+    _create(
+        api,
+        STORAGE_CLASSES,
+        {
+            "metadata": {"name": POWERSTORE_STORAGE_CLASS},
+            "provisioner": POWERSTORE_DRIVER,
+            "reclaimPolicy": "Retain",
+            "volumeBindingMode": "Immediate",
+            "parameters": {
+                f"{DELL}isReplicationEnabled": "true",
+                f"{DELL}remoteStorageClassName": POWERSTORE_STORAGE_CLASS,
+                f"{DELL}remoteClusterID": peer,
+                f"{DELL}remoteSystem": f"powerstore-{peer}",
+                f"{DELL}rpo": "Five_Minutes",
+                f"{DELL}ignoreNamespaces": "false",
+                f"{DELL}volumeGroupPrefix": "csi",
+            },
+        },
+    )
+    if provisioned:
+        for pvc in group.pvcs:
+            _csi_volume(api, group, pvc, POWERSTORE_DRIVER, POWERSTORE_STORAGE_CLASS)
+
+
+def install_group(
+    apis: dict[str, ClusterApi], group: DemoGroup, primary: str, secondary: str, real_dell: bool = False
+) -> None:
+    """Create one group's namespace, PVCs, StatefulSet and replication objects on both clusters.
+
+    ``real_dell``: the upstream Dell controllers run, so a PowerStore group's volumes are CSI volumes of
+    csi-powerstore (the simulated Dell controller needs none).
+    """
     pvc_uids: dict[str, dict[str, str]] = {}
     for cluster in (primary, secondary):
         api = apis[cluster]
         _create(api, NAMESPACES, {"metadata": {"name": group.namespace}})
         if group.backend is Backend.CSI_ADDONS:
             _csi_volumes(api, group)
+        elif group.backend is Backend.POWERSTORE and real_dell:
+            peer = secondary if cluster == primary else primary
+            _powerstore_volumes(api, group, peer, provisioned=cluster == primary)
         pvc_uids[cluster] = {
-            name: _create(api, PVCS, _pvc(group, name), group.namespace)["metadata"]["uid"] for name in group.pvcs
+            name: _create(api, PVCS, _pvc(group, name, real_dell), group.namespace)["metadata"]["uid"]
+            for name in group.pvcs
         }
         _create(api, STATEFULSETS, _statefulset(1 if cluster == primary else 0), group.namespace)
+    if group.backend is Backend.POWERSTORE and real_dell:
+        return  # the upstream replicator makes the RGs from the volumes (see dell_replication_groups)
     for cluster in (primary, secondary):
         role = "primary" if cluster == primary else "secondary"
         _install_replication(apis[cluster], group, cluster, role, primary, secondary, pvc_uids)
@@ -345,8 +401,8 @@ def _install_replication(
                     "driverName": "csi-powerstore.dellemc.com",
                     "action": "",
                     "remoteClusterId": peer,
-                    "protectionGroupId": f"pg-{cluster}-{group.name}",
-                    "remoteProtectionGroupId": f"pg-{peer}-{group.name}",
+                    "protectionGroupId": protection_group_id(cluster, group.namespace),
+                    "remoteProtectionGroupId": protection_group_id(peer, group.namespace),
                     "requestParametersClass": "powerstore-replication",
                 },
             },
@@ -358,10 +414,42 @@ def install_demo(
     primary: str = "dc1",
     secondary: str = "dc2",
     groups: tuple[DemoGroup, ...] = DEMO_GROUPS,
+    real_dell: bool = False,
 ) -> None:
-    """Install every demo group."""
+    """Install every demo group (``real_dell``: for the upstream Dell controllers, see :func:`install_group`)."""
     for group in groups:
-        install_group(apis, group, primary, secondary)
+        install_group(apis, group, primary, secondary, real_dell)
+
+
+def dell_replication_groups(
+    apis: dict[str, ClusterApi], primary: str, groups: tuple[DemoGroup, ...], timeout: float = 90.0
+) -> dict[str, str]:
+    """The RG the upstream Dell replicator made for each PowerStore group (group name -> RG name).
+
+    The replicator names an RG ``rg-<uuid>`` when it protects the first volume of a volume group and labels each
+    volume's PV and PVC with it; the controller creates the peer's RG under the same name. This waits until every
+    PVC of the group on ``primary`` names the same RG and that RG exists on every cluster.
+    """
+    from sandbox.processes import wait_until
+
+    found: dict[str, str] = {}
+    for group in groups:
+        if group.backend is not Backend.POWERSTORE:
+            continue
+
+        def one_rg_everywhere() -> bool:
+            pvcs = apis[primary].list(PVCS, group.namespace)  # noqa: B023 - used at once
+            names = {(p["metadata"].get("labels") or {}).get(DELL_GROUP_LABEL) for p in pvcs}
+            if len(pvcs) != len(group.pvcs) or len(names) != 1 or None in names:  # noqa: B023
+                return False
+            name = str(names.pop())
+            if not all(api.find(DELL_RG, name) for api in apis.values()):
+                return False
+            found[group.name] = name  # noqa: B023
+            return True
+
+        wait_until(one_rg_everywhere, f"the Dell replicator's RG of demo group {group.name}", timeout)
+    return found
 
 
 def demo_config(
@@ -369,15 +457,19 @@ def demo_config(
     temporal_address: str,
     clusters: tuple[str, str] = ("dc1", "dc2"),
     groups: tuple[DemoGroup, ...] = DEMO_GROUPS,
+    replication_names: Mapping[str, str] | None = None,
 ) -> str:
-    """The ``orchestrate.yaml`` of the demo groups."""
+    """The ``orchestrate.yaml`` of the demo groups.
+
+    ``replication_names`` (group -> RG or VGR name) overrides the demo's names where the storage controllers chose.
+    """
     entries = []
     for group in groups:
         replication: dict[str, Any] = {"pvcs": list(group.pvcs)}
         if group.backend is Backend.TRIDENT:
             replication["snapshot_class"] = "trident-snapshots"
         else:
-            replication["name"] = group.replication_name
+            replication["name"] = (replication_names or {}).get(group.name, group.replication_name)
         entry: dict[str, Any] = {
             "name": group.name,
             "namespace": group.namespace,

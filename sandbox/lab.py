@@ -20,10 +20,13 @@ from clusters.kubeclient import close_api_client
 from orchestrate.config import user_config_path
 from sandbox.binaries import LabBinaries, ensure_binaries
 from sandbox.cluster import ClusterPorts, ClusterState, LabCluster, write_kubeconfig
-from sandbox.controller_build import CsiAddonsBuild, ensure_csi_addons
+from sandbox.controller_build import CsiAddonsBuild, DellReplicationBuild, ensure_csi_addons, ensure_dell_replication
+from sandbox.controller_stack import ControllerStack
 from sandbox.csi_addons import CsiAddonsStack
+from sandbox.dell_replication import DellReplicationStack
 from sandbox.manifests import apply_manifests, crd_documents, wait_for_crds
 from sandbox.processes import free_port, port_is_free
+from sandbox.simulator.config import DriverSockets
 from sandbox.simulator_process import SimulatorProcess, SimulatorState, WorkerProcess, WorkerState
 from sandbox.temporal_server import TemporalDevServer, TemporalState
 
@@ -85,17 +88,27 @@ class Lab:
         worker: WorkerState | None = None,
         demo_groups: int = DEFAULT_DEMO_GROUPS,
         csi_addons: CsiAddonsBuild | None = None,
+        dell: DellReplicationBuild | None = None,
     ) -> None:
         self.root = root
         self.csi_addons = csi_addons
+        self.dell = dell
         self.demo_groups = demo_groups
         self.binaries = binaries
         self.clusters = {state.name: LabCluster(state, root, binaries) for state in clusters}
         self.temporal = TemporalDevServer(temporal, root) if temporal else None
-        sockets = {name: self.driver_socket(name) for name in self.clusters}
-        drivers = (sockets, csi_addons.stubs) if csi_addons else None
+        csi_addons_drivers = (
+            DriverSockets({name: self.driver_socket(name) for name in self.clusters}, csi_addons.stubs)
+            if csi_addons
+            else None
+        )
+        dell_drivers = (
+            DriverSockets({name: self.dell_driver_socket(name) for name in self.clusters}, dell.stubs) if dell else None
+        )
         self.simulator = (
-            SimulatorProcess(simulator, root, self.kubeconfig, list(self.clusters), drivers) if simulator else None
+            SimulatorProcess(simulator, root, self.kubeconfig, list(self.clusters), csi_addons_drivers, dell_drivers)
+            if simulator
+            else None
         )
         self.demo = demo
         self.worker = WorkerProcess(worker, root, self.config_file) if worker and demo else None
@@ -116,6 +129,7 @@ class Lab:
         with_worker: bool = False,
         demo_groups: int = DEFAULT_DEMO_GROUPS,
         real_csi_addons: bool = False,
+        real_dell: bool = False,
     ) -> Lab:
         """Plan a new lab; ports are free ones (Temporal gets 7233/8233 when asked and free).
 
@@ -132,6 +146,8 @@ class Lab:
             demo_groups: how many demo groups (the four named ones; more are spread over three priority tiers).
             real_csi_addons: run the upstream csi-addons manager and sidecar on every cluster (built when
                 missing), the simulator answering their driver calls (needs the simulator).
+            real_dell: run the upstream Dell csm-replication controller and replicator on every cluster (built
+                when missing), the simulator answering the replicator's PowerStore calls (needs the simulator).
         """
         root = root or default_root()
         if (root / "state.json").exists():
@@ -153,8 +169,18 @@ class Lab:
         demo = with_demo and with_simulator
         worker = WorkerState() if with_worker and demo else None
         csi_addons = ensure_csi_addons() if real_csi_addons and with_simulator else None
+        dell = ensure_dell_replication() if real_dell and with_simulator else None
         return cls(
-            root, clusters, temporal, binaries or ensure_binaries(), simulator, demo, worker, demo_groups, csi_addons
+            root,
+            clusters,
+            temporal,
+            binaries or ensure_binaries(),
+            simulator,
+            demo,
+            worker,
+            demo_groups,
+            csi_addons,
+            dell,
         )
 
     @classmethod
@@ -179,6 +205,7 @@ class Lab:
             worker,
             int(data.get("demo_groups", DEFAULT_DEMO_GROUPS)),
             CsiAddonsBuild.from_dict(data["csi_addons"]) if data.get("csi_addons") else None,
+            DellReplicationBuild.from_dict(data["dell"]) if data.get("dell") else None,
         )
 
     def save(self) -> None:
@@ -191,6 +218,7 @@ class Lab:
             "demo": self.demo,
             "demo_groups": self.demo_groups,
             "csi_addons": self.csi_addons.to_dict() if self.csi_addons else None,
+            "dell": self.dell.to_dict() if self.dell else None,
             "worker": self.worker.state.to_dict() if self.worker else None,
         }
         tmp = self.root / "state.json.tmp"
@@ -228,8 +256,8 @@ class Lab:
         if self.simulator:
             self.simulator.start()
             self.save()
-        for stack in self.csi_addons_stacks().values():
-            self._start_csi_addons(stack)
+        for stack in self.controller_stacks():
+            self._start_controllers(stack)
         if self.demo:
             self.install_demo()
         if self.worker:
@@ -244,18 +272,25 @@ class Lab:
 
     def install_demo(self) -> None:
         """Create the demo groups, wait until each replicates, and write the configuration file."""
-        from sandbox.demo import demo_config, demo_groups, install_demo, wait_until_protected
+        from sandbox.demo import (
+            dell_replication_groups,
+            demo_config,
+            demo_groups,
+            install_demo,
+            wait_until_protected,
+        )
 
         primary, secondary = list(self.clusters)[:2]
         groups = demo_groups(self.demo_groups)
         apis = self.cluster_apis()
         try:
-            install_demo(apis, primary, secondary, groups)
+            install_demo(apis, primary, secondary, groups, real_dell=self.dell is not None)
+            names = dell_replication_groups(apis, primary, groups) if self.dell else {}
         finally:
             for api in apis.values():
                 close_api_client(api.api_client)
         address = self.temporal.state.address if self.temporal else "127.0.0.1:7233"
-        self.config_file.write_text(demo_config(self.kubeconfig, address, (primary, secondary), groups))
+        self.config_file.write_text(demo_config(self.kubeconfig, address, (primary, secondary), groups, names))
         wait_until_protected(self.config_file)
         self._link_user_config()
 
@@ -288,7 +323,26 @@ class Lab:
             for name, cluster in self.clusters.items()
         }
 
-    def _start_csi_addons(self, stack: CsiAddonsStack) -> None:
+    def dell_driver_socket(self, cluster: str) -> Path:
+        """The simulator's PowerStore replication driver socket for ``cluster``."""
+        return self.root / cluster / "dell-replication" / "driver.sock"
+
+    def dell_stacks(self) -> dict[str, DellReplicationStack]:
+        """The Dell replication controller and replicator of each cluster (none unless the lab runs them)."""
+        if self.dell is None:
+            return {}
+        first, second = list(self.clusters.values())[:2]
+        peers = {first.name: second, second.name: first}
+        return {
+            name: DellReplicationStack(cluster, peers[name], self.dell, self.dell_driver_socket(name))
+            for name, cluster in self.clusters.items()
+        }
+
+    def controller_stacks(self) -> list[ControllerStack]:
+        """Every upstream controller stack the lab runs, csi-addons first."""
+        return [*self.csi_addons_stacks().values(), *self.dell_stacks().values()]
+
+    def _start_controllers(self, stack: ControllerStack) -> None:
         api_client = stack.cluster.api_client()
         try:
             documents = stack.crd_documents()
@@ -319,7 +373,7 @@ class Lab:
         """Stop every process; with ``purge`` forget the lab (state, etcd data, Temporal history)."""
         if self.worker:
             self.worker.stop()
-        for stack in self.csi_addons_stacks().values():
+        for stack in self.controller_stacks():
             stack.stop()
         if self.simulator:
             self.simulator.stop()
@@ -360,8 +414,8 @@ class Lab:
                 name: {"server": c.server, "processes": c.running_components()} for name, c in self.clusters.items()
             },
         }
-        for name, stack in self.csi_addons_stacks().items():
-            result["clusters"][name]["processes"].update(stack.running())
+        for stack in self.controller_stacks():
+            result["clusters"][stack.cluster.name]["processes"].update(stack.running())
         if self.temporal:
             result["temporal"] = {
                 "address": self.temporal.state.address,

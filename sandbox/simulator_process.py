@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from sandbox.processes import ManagedProcess
+from sandbox.simulator.config import DriverSockets
 
 
 @dataclass
@@ -41,13 +42,14 @@ class SimulatorProcess(ManagedProcess):
         root: Path,
         kubeconfig: Path,
         clusters: list[str],
-        csi_addons: tuple[dict[str, Path], Path] | None = None,
+        csi_addons: DriverSockets | None = None,
+        dell: DriverSockets | None = None,
     ) -> None:
         self.state = state
         self.kubeconfig = kubeconfig
         self.clusters = clusters
-        self.csi_addons = csi_addons
-        """The csi-addons driver socket per cluster and the stubs' folder, when the real controllers run."""
+        self.drivers = {"--csi-addons": csi_addons, "--dell": dell}
+        """The driver sockets it serves, by option prefix (those of the real controllers the lab runs)."""
         super().__init__(state, root / "simulator" / "simulator.log")
 
     def argv(self) -> list[str]:
@@ -63,11 +65,11 @@ class SimulatorProcess(ManagedProcess):
             "--port",
             str(self.state.port),
         ]
-        if self.csi_addons is not None:
-            sockets, stubs = self.csi_addons
-            for cluster in self.clusters[:2]:
-                argv += ["--csi-addons-socket", f"{cluster}={sockets[cluster]}"]
-            argv += ["--csi-addons-stubs", str(stubs)]
+        for flag, drivers in self.drivers.items():
+            if drivers is not None:
+                for cluster in self.clusters[:2]:
+                    argv += [f"{flag}-socket", f"{cluster}={drivers.sockets[cluster]}"]
+                argv += [f"{flag}-stubs", str(drivers.stubs)]
         return argv
 
     def healthy(self) -> bool:

@@ -62,6 +62,14 @@ def up(
             "or let the simulator write the VR/VGR status itself.",
         ),
     ] = False,
+    real_dell: Annotated[
+        bool,
+        typer.Option(
+            "--real-dell/--simulated-dell",
+            help="Run the upstream Dell csm-replication controller and replicator on each cluster (the simulator is "
+            "their PowerStore driver) or let the simulator write the DellCSIReplicationGroup status itself.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Start dc1 and dc2, Temporal, the storage simulator, the demo groups and a worker (builds binaries if needed)."""
@@ -76,6 +84,7 @@ def up(
             with_worker=True,
             demo_groups=groups,
             real_csi_addons=real_csi_addons,
+            real_dell=real_dell,
         )
         if not as_json:
             console.print(

@@ -22,7 +22,7 @@ from types import FrameType
 
 from clusters.api import ClusterApi
 from clusters.kubeclient import close_api_client, new_api_client
-from sandbox.simulator.config import SimulatorConfig
+from sandbox.simulator.config import DriverSockets, SimulatorConfig
 from sandbox.simulator.server import SimulatorService
 
 CLI_TIMEOUT = (2.0, 5.0)
@@ -50,11 +50,34 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "the VR/VGR status); once per cluster",
     )
     parser.add_argument("--csi-addons-stubs", type=Path, help="folder of the generated csi-addons stubs")
+    parser.add_argument(
+        "--dell-socket",
+        action="append",
+        default=[],
+        metavar="CLUSTER=PATH",
+        help="serve the PowerStore replication driver of CLUSTER on the unix socket PATH (the upstream Dell "
+        "replicator then owns the RG status); once per cluster",
+    )
+    parser.add_argument("--dell-stubs", type=Path, help="folder of the generated dell-csi-extensions stubs")
     timings = parser.add_argument_group("timings (seconds)")
     for name, field in SimulatorConfig.model_fields.items():
         parse = int if field.annotation is int else float
         timings.add_argument(_flag(name), dest=name, type=parse, default=None, help=f"default {field.default}")
     return parser.parse_args(argv)
+
+
+def _driver_sockets(entries: list[str], stubs: Path | None, names: list[str], flag: str) -> DriverSockets | None:
+    """The ``CLUSTER=PATH`` socket options of one driver kind (none given: that driver is not served).
+
+    Raises:
+        ValueError: not exactly one socket per cluster, or no stubs folder.
+    """
+    sockets = dict(entry.partition("=")[::2] for entry in entries)
+    if not sockets:
+        return None
+    if set(sockets) != set(names) or not all(sockets.values()) or stubs is None:
+        raise ValueError(f"{flag}-socket needs CLUSTER=PATH for each cluster, and {flag}-stubs")
+    return DriverSockets({c: Path(p) for c, p in sockets.items()}, stubs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,11 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"invalid timing: {exc}", file=sys.stderr)
         return 2
-    sockets = dict(entry.partition("=")[::2] for entry in args.csi_addons_socket)
-    if sockets and (set(sockets) != set(names) or not all(sockets.values()) or args.csi_addons_stubs is None):
-        print("--csi-addons-socket needs CLUSTER=PATH for each cluster, and --csi-addons-stubs", file=sys.stderr)
+    try:
+        csi_addons = _driver_sockets(args.csi_addons_socket, args.csi_addons_stubs, names, "--csi-addons")
+        dell = _driver_sockets(args.dell_socket, args.dell_stubs, names, "--dell")
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
         return 2
-    csi_addons = ({c: Path(p) for c, p in sockets.items()}, args.csi_addons_stubs) if sockets else None
     apis = {name: ClusterApi(name, new_api_client(args.kubeconfig, name), timeout=CLI_TIMEOUT) for name in names}
     stopping = threading.Event()
 
@@ -84,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    service = SimulatorService(apis, config, args.host, args.port, csi_addons).start()
+    service = SimulatorService(apis, config, args.host, args.port, csi_addons, dell).start()
     print(f"simulator control API on {service.url}", flush=True)
     try:
         stopping.wait()

@@ -6,7 +6,19 @@ and the typed client. Defaults are fast, so that lab tests and demos complete in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NamedTuple
+
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class DriverSockets(NamedTuple):
+    """Where the simulator serves one kind of storage driver to upstream controllers: a socket per cluster."""
+
+    sockets: Mapping[str, Path]
+    stubs: Path
+    """The folder of the driver service's generated Python stubs."""
 
 
 class SimulatorConfig(BaseModel):

@@ -92,6 +92,8 @@ class Simulator:
         real_csi_addons: the upstream csi-addons controllers write the VolumeReplication and
             VolumeGroupReplication status (the simulator then only answers their driver calls, see
             :mod:`sandbox.simulator.csi_addons_driver`); the unified API stays simulated.
+        real_dell: the upstream Dell csm-replication replicator writes the DellCSIReplicationGroup status (the
+            simulator then only answers its driver calls, see :mod:`sandbox.simulator.dell_driver`).
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class Simulator:
         clock: Callable[[], float] = time.time,
         watch: bool = True,
         real_csi_addons: bool = False,
+        real_dell: bool = False,
     ) -> None:
         self._apis = dict(clusters)
         self._names = tuple(self._apis)
@@ -114,7 +117,7 @@ class Simulator:
         self._controllers: tuple[Controller, ...] = (
             CsiReplicationController(real_csi_addons=real_csi_addons),
             TridentController(),
-            DellReplicationController(),
+            *(() if real_dell else (DellReplicationController(),)),
             AttacherController(),
         )
         resources = [PODS, PVCS, VOLUME_ATTACHMENTS, *(r for c in self._controllers for r in c.resources)]

@@ -45,11 +45,42 @@ def parse_volume_handle(handle: str) -> tuple[str, str] | None:
     return namespace, pvc
 
 
+POWERSTORE_DRIVER = "csi-powerstore.dellemc.com"
+"""The CSI driver the simulator plays behind the real Dell csm-replication replicator (csi-powerstore)."""
+POWERSTORE_CONTEXT = "powerstore/"
+"""The prefix of csi-powerstore's protection-group attributes (its ``X_CSI_REPLICATION_CONTEXT_PREFIX``)."""
+
+
+def protection_group_id(cluster: str, namespace: str) -> str:
+    """The simulated PowerStore volume group holding a demo group's volumes on ``cluster``'s array."""
+    return f"pg-{cluster}-{namespace}"
+
+
+def parse_protection_group_id(cluster: str, group_id: str) -> str | None:
+    """The namespace whose volumes the volume group ``group_id`` of ``cluster``'s array holds, if it is one."""
+    namespace = group_id.removeprefix(f"pg-{cluster}-")
+    return namespace if namespace != group_id and namespace else None
+
+
+def protection_group_attributes(cluster: str, peer: str, namespace: str) -> dict[str, str]:
+    """csi-powerstore's attributes of the volume group on ``cluster`` replicated to ``peer`` (label-safe values)."""
+    return {
+        f"{POWERSTORE_CONTEXT}systemName": f"powerstore-{cluster}",
+        f"{POWERSTORE_CONTEXT}managementAddress": f"powerstore-{cluster}.lab",
+        f"{POWERSTORE_CONTEXT}remoteSystemName": f"powerstore-{peer}",
+        f"{POWERSTORE_CONTEXT}remoteManagementAddress": f"powerstore-{peer}.lab",
+        f"{POWERSTORE_CONTEXT}globalID": f"PS{cluster}",
+        f"{POWERSTORE_CONTEXT}VolumeGroupName": namespace,
+    }
+
+
 __all__ = [
     "CSI_VGR",
     "CSI_VR",
     "DELL_RG",
     "PODS",
+    "POWERSTORE_CONTEXT",
+    "POWERSTORE_DRIVER",
     "PVCS",
     "TAMU",
     "TMR",

@@ -28,7 +28,6 @@ import urllib.parse
 from collections.abc import Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -36,12 +35,12 @@ from pydantic import BaseModel, ValidationError
 
 from clusters.api import ClusterApi
 from sandbox.simulator.client import SimulatorClient
-from sandbox.simulator.config import SimulatorConfig
+from sandbox.simulator.config import DriverSockets, SimulatorConfig
 from sandbox.simulator.engine import Simulator
 from sandbox.simulator.schemas import FaultKind, FaultSpec, WriteRequest
 
 if TYPE_CHECKING:
-    from sandbox.simulator.csi_addons_driver import CsiAddonsDriver
+    from sandbox.simulator.grpc_driver import GrpcDriver
 
 log = logging.getLogger(__name__)
 
@@ -202,8 +201,10 @@ class SimulatorService:
         config: timings.
         host: the control API's address.
         port: the control API's port (0: a free one).
-        csi_addons: the csi-addons driver socket per cluster and the folder of its stubs, when the upstream
-            csi-addons controllers run (the simulator then serves their driver calls instead of writing status).
+        csi_addons: the csi-addons driver sockets, when the upstream csi-addons controllers run (the simulator
+            then serves their driver calls instead of writing VR/VGR status).
+        dell: the PowerStore replication driver sockets, when the upstream Dell csm-replication controllers run
+            (the simulator then serves the replicator's calls instead of writing RG status).
     """
 
     def __init__(
@@ -212,12 +213,14 @@ class SimulatorService:
         config: SimulatorConfig | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
-        csi_addons: tuple[Mapping[str, Path], Path] | None = None,
+        csi_addons: DriverSockets | None = None,
+        dell: DriverSockets | None = None,
     ) -> None:
-        self.simulator = Simulator(clusters, config, real_csi_addons=csi_addons is not None)
+        self.simulator = Simulator(clusters, config, real_csi_addons=csi_addons is not None, real_dell=dell is not None)
         self.server = ControlServer(self.simulator, host, port)
         self._csi_addons = csi_addons
-        self._drivers: list[CsiAddonsDriver] = []
+        self._dell = dell
+        self._drivers: list[GrpcDriver] = []
 
     @property
     def url(self) -> str:
@@ -230,11 +233,17 @@ class SimulatorService:
 
     def start(self) -> SimulatorService:
         """Start the driver sockets, the reconcile loop and the control API."""
+        # grpc is imported only where the drivers run.
         if self._csi_addons is not None:
-            from sandbox.simulator.csi_addons_driver import CsiAddonsDriver  # grpc only where the drivers run
+            from sandbox.simulator.csi_addons_driver import CsiAddonsDriver
 
             sockets, stubs = self._csi_addons
-            self._drivers = [CsiAddonsDriver(self.simulator, c, stubs).serve(path) for c, path in sockets.items()]
+            self._drivers += [CsiAddonsDriver(self.simulator, c, stubs).serve(p) for c, p in sockets.items()]
+        if self._dell is not None:
+            from sandbox.simulator.dell_driver import DellReplicationDriver
+
+            sockets, stubs = self._dell
+            self._drivers += [DellReplicationDriver(self.simulator, c, stubs).serve(p) for c, p in sockets.items()]
         self.server.start()
         self.simulator.start()
         return self

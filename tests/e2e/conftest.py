@@ -139,10 +139,10 @@ class FullLab:
 
 
 def running_full_lab(
-    root: Path, demo_groups: int = DEFAULT_DEMO_GROUPS, real_csi_addons: bool = False
+    root: Path, demo_groups: int = DEFAULT_DEMO_GROUPS, real_csi_addons: bool = False, real_dell: bool = False
 ) -> Iterator[FullLab]:
     """A full lab in ``root`` with ``demo_groups`` demo groups and a worker, for as long as the generator runs."""
-    lab = Lab.create(root, demo_groups=demo_groups, real_csi_addons=real_csi_addons)
+    lab = Lab.create(root, demo_groups=demo_groups, real_csi_addons=real_csi_addons, real_dell=real_dell)
     try:
         lab.up()
         env = {

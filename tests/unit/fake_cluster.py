@@ -226,12 +226,16 @@ class FakeClusterApi:
         label_selector: str | None = None,
         field_selector: str | None = None,
     ) -> list[JsonObject]:
-        """Objects of a kind (in a namespace); selectors are not needed by these tests and are rejected."""
-        assert label_selector is None and field_selector is None, "the fake does not evaluate selectors"
+        """Objects of a kind (in a namespace); label selectors of ``key=value`` terms only, no field selectors."""
+        assert field_selector is None, "the fake does not evaluate field selectors"
+        wanted = dict(term.split("=", 1) for term in label_selector.split(",")) if label_selector else {}
+        assert all("!" not in key for key in wanted), "the fake evaluates only key=value label selectors"
         return [
             copy.deepcopy(document)
             for (kind, object_namespace, _), document in sorted(self.objects.items())
-            if kind == resource.kind and (namespace is None or object_namespace == namespace)
+            if kind == resource.kind
+            and (namespace is None or object_namespace == namespace)
+            and all((document["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())
         ]
 
     def create(self, resource: Resource, body: JsonObject, namespace: str | None = None) -> JsonObject:

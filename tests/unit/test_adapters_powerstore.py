@@ -17,7 +17,7 @@ from adapters.powerstore import (
 )
 from adapters.trident import TridentAdapter
 from adapters.waiting import wait_for_status
-from clusters.api import JsonObject
+from clusters.api import JsonObject, Resource
 from clusters.errors import (
     BackendFailedError,
     ConflictError,
@@ -382,6 +382,47 @@ def test_every_configured_pvc_labelled_for_the_rg_means_nothing_missing() -> Non
     assert status.volume_problems(PVCS) == []
 
 
+def test_an_unlabelled_pvc_whose_pv_is_labelled_for_the_rg_is_in_it() -> None:
+    """Upstream labels only the PVCs whose PV it provisioned; on the peer only the PVs carry the RG's name."""
+    adapter, api = site_with_pvcs("dc1-source-ready.yaml")
+    for pvc, rg in zip(PVCS, (NAME, NAME, "rg-other"), strict=True):
+
+        def bind_unlabelled(document: JsonObject, volume: str = f"pv-{pvc}") -> None:
+            document["metadata"]["labels"].pop(GROUP_LABEL)
+            document["spec"]["volumeName"] = volume
+
+        api.edit(PVC, pvc, bind_unlabelled, "pg-prod")
+        api.put({"kind": "PersistentVolume", "metadata": {"name": f"pv-{pvc}", "labels": {GROUP_LABEL: rg}}})
+    status = adapter.observe()
+    assert status.missing_volumes == (PVCS[2],)
+    assert status.message.endswith(f"{PVCS[2]} (no {GROUP_LABEL} label on it or its PV)")
+
+
+class ListingSpy(FakeClusterApi):
+    """The fake, remembering the kinds it listed."""
+
+    listed: list[str]
+
+    def list(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[JsonObject]:
+        """List, remembering the kind."""
+        self.listed.append(resource.kind)
+        return super().list(resource, namespace, label_selector, field_selector)
+
+
+def test_every_pvc_labelled_reads_no_persistent_volumes() -> None:
+    recorded = [*load_recorded("powerstore/dc1-source-ready.yaml"), *load_recorded("powerstore/dc1-pvcs.yaml")]
+    api = ListingSpy("dc1", recorded)
+    api.listed = []
+    PowerStoreAdapter(api, TARGET.model_copy(update={"pvc_names": PVCS})).observe()
+    assert api.listed == ["PersistentVolumeClaim"]
+
+
 def test_configured_pvcs_outside_the_rg_are_missing_with_the_reason() -> None:
     adapter, api = site_with_pvcs("dc1-source-ready.yaml", pvc_names=(*PVCS, "archive-postgres-0"))
     api.edit(PVC, "wal-postgres-0", lambda d: d["metadata"]["labels"].pop(GROUP_LABEL), "pg-prod")
@@ -389,7 +430,7 @@ def test_configured_pvcs_outside_the_rg_are_missing_with_the_reason() -> None:
     status = adapter.observe()
     assert status.missing_volumes == ("wal-postgres-0", "config-postgres-0", "archive-postgres-0")
     assert status.message.endswith(
-        f"; not in the RG, so not replicated: wal-postgres-0 (no {GROUP_LABEL} label), "
+        f"; not in the RG, so not replicated: wal-postgres-0 (no {GROUP_LABEL} label on it or its PV), "
         f"config-postgres-0 (labelled {GROUP_LABEL}=rg-other), archive-postgres-0 (no such PVC on this cluster)"
     )
     # The one volume entry stands for the RG: a PVC is missing only when the adapter says so.

@@ -1,0 +1,19 @@
+"""The real Dell scenarios' lab: the four demo groups, pg-powerstore's RG made and driven by upstream csm-replication.
+
+It replaces the e2e package's lab for the tests of this folder only (``full_lab`` of the same name); the storage
+simulator serves each cluster's PowerStore replication driver socket and writes no DellCSIReplicationGroup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.conftest import FullLab, running_full_lab
+
+
+@pytest.fixture(scope="package")
+def full_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FullLab]:
+    """pg-powerstore on the real Dell replication controller and replicator, Primary on dc1."""
+    yield from running_full_lab(tmp_path_factory.mktemp("e2e-dell-lab"), real_dell=True)
