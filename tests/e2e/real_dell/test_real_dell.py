@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.e2e.configs import lab_cli, wait_for_status
-from tests.e2e.conftest import FullLab, lost_writes
+from tests.e2e.conftest import FullLab
+from tests.e2e.real_scenarios import planned_failover_and_failback, unplanned_failover_and_fence_on_return
 
 GROUP = "pg-powerstore"
 RGS = "/apis/replication.storage.dell.com/v1/dellcsireplicationgroups"
@@ -56,36 +56,8 @@ def test_the_upstream_controllers_make_and_keep_the_replication_group(full_lab: 
 
 
 def test_planned_failover_and_failback(full_lab: FullLab, home: None, sampler_for: Any) -> None:
-    lost_before = lost_writes(full_lab, GROUP)
-    with sampler_for(GROUP):
-        moved = full_lab.cli("failover", "--group", GROUP, "--yes", "--json")
-        assert moved.code == 0, moved.stdout + moved.stderr
-        assert moved.json()["progress"]["phase"] == "Relocated"
-        status = full_lab.cli("status", "--group", GROUP, "--json").json()[0]
-        assert status["primary"] == "dc2" and status["protected"], status["summary"]
-        assert lost_writes(full_lab, GROUP) == lost_before
-        back = full_lab.cli("failback", "--group", GROUP, "--yes", "--json")
-        assert back.code == 0, back.stdout + back.stderr
-    status = full_lab.cli("status", "--group", GROUP, "--json").json()[0]
-    assert status["primary"] == "dc1" and status["protected"], status["summary"]
-    assert lost_writes(full_lab, GROUP) == lost_before
-    assert all(v.writable == ["dc1"] for v in full_lab.simulator.ledger(GROUP).volumes)
+    planned_failover_and_failback(full_lab, GROUP, sampler_for)
 
 
 def test_unplanned_failover_and_fence_on_return(full_lab: FullLab, home: None, sampler_for: Any) -> None:
-    with sampler_for(GROUP, allow_lost_primary="dc1"):
-        assert lab_cli(full_lab, "site-down", "dc1").code == 0
-        moved = full_lab.cli("failover", "--group", GROUP, "--unplanned", "--yes", "--json")
-        assert moved.code == 0, moved.stdout + moved.stderr
-        assert moved.json()["progress"]["phase"] == "FailedOver"
-        assert lab_cli(full_lab, "site-up", "dc1").code == 0
-        view = wait_for_status(
-            full_lab,
-            GROUP,
-            lambda v: v["primary"] == "dc2" and v["protected"] and v["operation"]["fence"]["done"],
-            "dc1 fenced and resynced",
-            150,
-        )
-    assert view["operation"]["fence"]["stage"] == "fenced", view["operation"]["fence"]
-    volumes = full_lab.simulator.ledger(GROUP).volumes
-    assert all(v.writable == ["dc2"] for v in volumes), [v.writable for v in volumes]
+    unplanned_failover_and_fence_on_return(full_lab, GROUP, sampler_for)
