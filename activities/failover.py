@@ -27,7 +27,7 @@ from activities.groups import GroupLookup, workload_ref
 from activities.preflight import Preflight
 from adapters.base import ReplicationAdapter, ReplicationStatus, Role, SyncPoint, WriteResult
 from adapters.registry import adapter_for
-from adapters.waiting import Predicate, wait_for_status
+from adapters.waiting import Predicate, wait_for_resync, wait_for_status
 from clusters.api import PODS, VOLUME_ATTACHMENTS, ClusterApi
 from clusters.errors import (
     BackendFailedError,
@@ -394,8 +394,17 @@ class FailoverActivities:
     @domain_errors
     def wait_resync(self, request: WaitInput) -> ReplicationStatus:
         """Wait until ``cluster`` follows its peer and has caught up."""
-        adapter = self.adapter(self.group(request.group), request.cluster)
-        return self._wait(adapter, adapter.resync_complete, "resync complete", request)
+        group = self.group(request.group)
+        return wait_for_resync(
+            self.adapter(group, request.cluster),
+            self.adapter(group, group.peer_of(request.cluster)),
+            timeout=_remaining(request),
+            interval=FIRST_POLL,
+            max_interval=MAX_POLL,
+            progress=lambda status: _heartbeat(status.message),
+            sleep=activity_sleep,
+            watch=True,
+        )
 
     def _wait(
         self, adapter: ReplicationAdapter, predicate: Predicate, what: str, request: WaitInput

@@ -217,6 +217,8 @@ class Preflight:
             return None
         lag = max(0.0, (datetime.now(UTC) - last).total_seconds())
         observed = f"last sync {lag:.1f}s ago (RPO {rpo:.0f}s)"
+        if source_status is not None and source_status.last_sync_source:
+            observed += f", as of {source_status.last_sync_source}"
         if lag <= rpo:
             self.add("lag within RPO", observed, Verdict.PASS)
         elif self.request.force:

@@ -113,6 +113,9 @@ class ReplicationStatus(_Frozen):
         failure_permanent: the backend has given up (Dell ``Error``, Trident ``failed``/``invalid``); otherwise a
             failure means the backend keeps retrying (csi-addons retries even after Validated=False/PrerequisiteNotMet).
         last_sync_time: the last completed sync the backend reports (primary side only for csi-addons/unified).
+        last_sync_source: what :attr:`last_sync_time` is and how old it can be, in words for the lag shown with it
+            ("the replicator's poll of the array ...", "lastSyncTime on the VolumeReplication, refreshed ...");
+            empty when there is no time.
         message: a human-readable one-liner.
         volumes: per-volume (or per-object) detail: one entry per PVC (csi-addons, unified, trident), or one entry
             standing for the whole group, named after its object (powerstore; see
@@ -136,6 +139,7 @@ class ReplicationStatus(_Frozen):
     failure: str | None = None
     failure_permanent: bool = False
     last_sync_time: datetime | None = None
+    last_sync_source: str = ""
     message: str = ""
     volumes: tuple[VolumeState, ...] = ()
     missing_volumes: tuple[str, ...] = ()
@@ -238,6 +242,11 @@ class ReplicationAdapter(abc.ABC):
     """
 
     backend: ClassVar[Backend]
+
+    reprotect_acts_on_peer: ClassVar[bool] = False
+    """Whether :meth:`reprotect` requests its action on the peer's objects (Dell ``REPROTECT_LOCAL`` on the new
+    source's RG): only the peer's objects then report that action's progress and failure, so a resync wait
+    follows them until the action has ended (:func:`adapters.waiting.wait_for_resync`)."""
 
     def __init__(self, api: ClusterApi, target: ReplicationTarget) -> None:
         self.api = api
@@ -366,6 +375,11 @@ class ReplicationAdapter(abc.ABC):
     def resync_complete(status: ReplicationStatus) -> bool:
         """Whether this side follows the peer again and has caught up."""
         return ReplicationAdapter.final_sync_complete(status)
+
+    @staticmethod
+    def peer_reprotect_complete(status: ReplicationStatus) -> bool:
+        """On the Primary a :attr:`reprotect_acts_on_peer` reprotect acted on: whether that action ended well."""
+        return status.current and status.role is Role.PRIMARY and status.completed and status.failure is None
 
 
 def contains(document: object, subset: object) -> bool:

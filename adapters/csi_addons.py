@@ -91,6 +91,12 @@ CSI_ADDONS_FIELDS = ReplicationFields(
 """csi-addons ``replication.storage.openshift.io/v1alpha1``."""
 
 # ``resync`` is a request to stay Secondary and resync; the unified operator may copy it into status.state.
+CSI_ADDONS_SYNC_SOURCE = (
+    "lastSyncTime on the Primary, which csi-addons refreshes only every schedulingInterval/2 of the class (one "
+    "hour when it sets none): the lag is at least as old as that refresh"
+)
+"""What a csi-addons ``lastSyncTime`` is (the VR controller's periodic refresh, kept on a Secondary until demoted)."""
+
 _ROLES = {"primary": Role.PRIMARY, "secondary": Role.SECONDARY, "resync": Role.SECONDARY}
 
 _ACTIONS = {
@@ -228,6 +234,9 @@ def read_status(
         # csi-addons never gives up: it retries even after PrerequisiteNotMet, so the caller's timeout decides.
         failure_permanent=False,
         last_sync_time=last_sync,
+        last_sync_source=(
+            (CSI_ADDONS_SYNC_SOURCE if backend is Backend.CSI_ADDONS else f"lastSyncTime on {ref}") if last_sync else ""
+        ),
         message=f"{ref}: {summary}",
         volumes=volumes,
         missing_volumes=tuple(missing),

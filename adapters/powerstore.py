@@ -48,11 +48,24 @@ Normalisation into :class:`~adapters.base.ReplicationStatus`:
 - completed: current, state ``Ready``, ``spec.action`` empty, the last request not reset without running.
 - failure: state ``Error`` (``lastAction.condition``), ``Invalid``, ``Deleting`` or a reset request: permanent;
   an action in progress with ``lastAction.errorMessage`` set: the controller retries (not permanent).
-- healthy: link state not ``SUSPENDED``/``INVALID``/``UNKNOWN``/``EMPTY``/unreported, state not ``Error``/``Invalid``.
+- an acknowledged ``Error``: upstream keeps an RG in ``Error`` after a failed action until another action
+  succeeds (it accepts new actions meanwhile). A planned ``promote`` on a side that is still the source after
+  its ``FAILOVER_REMOTE`` failed (the undo of that demote), with the peer's RG confirming it is the target,
+  acknowledges that failure (annotation carrying the action-history digest): the status is then completed and
+  healthy with the failure as a note, once the replicator polled the array after the failure
+  (``lastSuccessfulUpdate`` later than ``lastAction.time``), so that the application may restart there.
+- healthy: link state not ``SUSPENDED``/``INVALID``/``UNKNOWN``/``EMPTY``/unreported, state not ``Invalid`` and not
+  an unacknowledged ``Error``.
 - replicating: link ``SYNCHRONIZED``; syncing: link ``SYNC_IN_PROGRESS``.
-- last_sync_time: ``lastSuccessfulUpdate`` while the link is ``SYNCHRONIZED`` (the sides were in sync when the
-  controller last checked); ``None`` otherwise, because then that time is only when the link was last *looked
-  at* and would understate the lag.
+- last_sync_time: ``lastSuccessfulUpdate`` while the link is ``SYNCHRONIZED``; ``None`` otherwise. Upstream, that
+  time is when the replicator last polled the array (every ``--monitoring-interval``, 60 s by default, and not
+  while an action runs), not when data last reached the target: ``SYNCHRONIZED`` only says the array's session
+  was fine then. ``last_sync_source`` says so (:data:`POLL_SOURCE`), so that a lag or a data-loss window derived
+  from it is shown as "as of the replicator's poll", wrong by up to a poll interval.
+- the peer: csm-replication declares ``status.remoteState`` but never writes it, so an action requested on the
+  peer's RG (``REPROTECT_LOCAL`` for :meth:`PowerStoreAdapter.reprotect`) shows, and fails, only on the peer's
+  RG. ``reprotect_acts_on_peer`` makes a resync wait follow that RG first
+  (:func:`adapters.waiting.wait_for_resync`); this side's status never speaks for the peer.
 - volumes: one entry standing for the whole group, named after the RG (the array reports the protection group,
   not its volumes), unhealthy when the group is.
 - missing_volumes: an RG does not list its PVCs; Dell's replicator labels the volumes of the group
@@ -126,12 +139,20 @@ FLOWING_LINK_STATES = frozenset({SYNCHRONIZED, SYNC_IN_PROGRESS})
 UNHEALTHY_LINK_STATES = frozenset({"SUSPENDED", "INVALID", "UNKNOWN", "EMPTY", ""})
 """``EMPTY`` (a protection group without volumes) and an unreported link are not healthy either."""
 
+POLL_SOURCE = (
+    "the replicator's last poll of the array, not a data time (every --monitoring-interval, 60 s by default, "
+    "skipped while an action runs): the data on the target can be older by up to that interval"
+)
+"""What ``lastSuccessfulUpdate`` is (csm-replication's replicator stamps it when it polls a SYNCHRONIZED link)."""
+
 GROUP_LABEL = "replication.storage.dell.com/replicationGroupName"
 """The label on each PVC of an RG, whose value is the RG's name: the only per-PVC membership Dell records."""
 
 REQUESTED_ACTION_ANNOTATION = f"{ANNOTATION_PREFIX}requested-action"
 ACTION_BASELINE_ANNOTATION = f"{ANNOTATION_PREFIX}action-baseline"
 REQUESTED_AT_ANNOTATION = f"{ANNOTATION_PREFIX}requested-at"
+ACKNOWLEDGED_FAILURE_ANNOTATION = f"{ANNOTATION_PREFIX}acknowledged-failure"
+"""The action-history digest of a failed action after which this side was confirmed to keep the source role."""
 
 
 def succeeded(action: str) -> str:
@@ -209,11 +230,6 @@ class Group:
         return self.state.removesuffix(IN_PROGRESS_SUFFIX) if self.state.endswith(IN_PROGRESS_SUFFIX) else ""
 
     @property
-    def remote_state(self) -> str:
-        """``status.remoteState``: the peer RG's state as this side's controller last saw it."""
-        return text(self.document, "status", "remoteState")
-
-    @property
     def link_state(self) -> str:
         """``replicationLinkState.state`` (``""`` when not reported)."""
         return text(self.document, "status", "replicationLinkState", "state")
@@ -237,6 +253,18 @@ class Group:
     def baseline(self) -> str:
         """The action-history digest at the time of that request."""
         return text(self.document, "metadata", "annotations", ACTION_BASELINE_ANNOTATION)
+
+    @property
+    def acknowledged(self) -> bool:
+        """Whether the current ``Error`` was acknowledged by a planned promotion that found this side the source."""
+        digest = text(self.document, "metadata", "annotations", ACKNOWLEDGED_FAILURE_ANNOTATION)
+        return bool(digest) and digest == action_history_digest(self.document)
+
+    def polled_since_last_action(self) -> bool:
+        """Whether the replicator polled the array after the last action ended (its link state is newer)."""
+        polled = timestamp(field(self.document, "status", "replicationLinkState", "lastSuccessfulUpdate"))
+        ended = timestamp(field(self.document, "status", "lastAction", "time"))
+        return polled is not None and ended is not None and polled > ended
 
     def progress(self) -> Progress:
         """Judge the latest action from spec, state, ``lastAction`` and the request annotations (module docstring)."""
@@ -272,17 +300,15 @@ class Group:
             return Progress(current=True, failure=failure, permanent=True)
         condition = text(self.last_action, "condition")
         if state == ERROR:
-            return Progress(current=True, failure=condition or error or "state Error", permanent=True)
+            failed = condition or error or "state Error"
+            if not self.acknowledged:
+                return Progress(current=True, failure=failed, permanent=True)
+            if not self.polled_since_last_action():
+                return Progress(current=False, note=f"{failed}; waiting for the replicator's next poll of the array")
+            kept = "source" if self.is_source else "target"
+            note = f"{failed}; acknowledged: the array, polled since, keeps this side the {kept}"
+            return Progress(current=True, completed=True, note=note)
         if state == READY:
-            # An action this side's adapter issued on the peer (REPROTECT_LOCAL there, for reprotect) runs and
-            # fails on the peer's RG: this side learns of it only through remoteState.
-            remote = self.remote_state
-            if remote == ERROR:
-                failure = "the peer's RG is in state Error (its last action failed; see its status.lastAction)"
-                return Progress(current=True, failure=failure, permanent=True)
-            if remote.endswith(IN_PROGRESS_SUFFIX):
-                peer_action = remote.removesuffix(IN_PROGRESS_SUFFIX)
-                return Progress(current=True, note=f"peer {peer_action} in progress (remoteState {remote})")
             return Progress(current=True, completed=True, note=condition)
         return Progress(current=False, note=f"unknown state {state}")
 
@@ -340,8 +366,14 @@ def summarise(cluster: str, group: Group, unreplicated: Mapping[str, str] | None
     """
     unreplicated = unreplicated or {}
     progress = group.progress()
+    last_poll = (
+        timestamp(field(group.document, "status", "replicationLinkState", "lastSuccessfulUpdate"))
+        if group.link_state == SYNCHRONIZED
+        else None
+    )
     link = group.link_state
-    healthy = link not in UNHEALTHY_LINK_STATES and group.state not in (ERROR, INVALID)
+    failed = group.state == INVALID or (group.state == ERROR and not (progress.current and progress.completed))
+    healthy = link not in UNHEALTHY_LINK_STATES and not failed
     side = {Role.PRIMARY: "source", Role.SECONDARY: "target", Role.UNKNOWN: "side unknown"}[group.role()]
     parts = [group.state or "no state", side, f"link {link or 'not reported'}"]
     parts += [detail for detail in (progress.failure, progress.note) if detail]
@@ -360,11 +392,8 @@ def summarise(cluster: str, group: Group, unreplicated: Mapping[str, str] | None
         syncing=link == SYNC_IN_PROGRESS,
         failure=progress.failure,
         failure_permanent=progress.failure is not None and progress.permanent,
-        last_sync_time=(
-            timestamp(field(group.document, "status", "replicationLinkState", "lastSuccessfulUpdate"))
-            if link == SYNCHRONIZED
-            else None
-        ),
+        last_sync_time=last_poll,
+        last_sync_source=POLL_SOURCE if last_poll else "",
         message="; ".join(parts),
         volumes=(
             VolumeState(
@@ -384,6 +413,7 @@ class PowerStoreAdapter(ReplicationAdapter):
     """A group's DellCSIReplicationGroup on one cluster (see the module docstring for the rules)."""
 
     backend = Backend.POWERSTORE
+    reprotect_acts_on_peer = True
 
     def _read(self) -> Group:
         if not self.target.name:
@@ -455,6 +485,8 @@ class PowerStoreAdapter(ReplicationAdapter):
         group = self._read()
         self._refuse_while_busy(group, "a planned promotion")
         if group.is_source is True:
+            if group.state == ERROR and not group.acknowledged:
+                return self._acknowledge_failure(group, peer, "a planned promotion")
             return WriteResult(cluster=self.cluster, changed=False, generations={group.ref: group.generation})
         peer = require_peer(
             peer,
@@ -480,19 +512,53 @@ class PowerStoreAdapter(ReplicationAdapter):
                 f"re-protecting a PowerStore group needs a PowerStoreAdapter peer, got {type(peer).__name__}",
                 cluster=self.cluster,
             )
-        return peer.protect_peer()
+        return peer.protect_peer(follower=self)
 
-    def protect_peer(self) -> WriteResult:
+    def protect_peer(self, follower: ReplicationAdapter | None = None) -> WriteResult:
         """Request ``REPROTECT_LOCAL`` on this RG: this side is (or becomes again) the source and resyncs its peer.
 
-        Nothing is written once this side is the source and its link carries data again. When this side is not the
-        source (undoing a planned failover whose target never ran the application), the array makes it the source
-        again and overwrites the peer: the caller of :meth:`reprotect` declares that this side holds the data.
+        Nothing is written once this side is the source and its link carries data again, except that an ``Error``
+        left by an earlier failed action is then acknowledged (module docstring), ``follower`` (the side that
+        follows this one) confirming it is the target. When this side is not the source (undoing a planned
+        failover whose target never ran the application), the array makes it the source again and overwrites the
+        peer: the caller of :meth:`reprotect` declares that this side holds the data.
         """
+        group = self._read()
+        reprotected = group.is_source is True and group.link_state in FLOWING_LINK_STATES
+        if reprotected and follower is not None and group.state == ERROR and not group.acknowledged:
+            return self._acknowledge_failure(group, follower, "re-protecting after a failed action")
         return self._request(
             Action.REPROTECT_LOCAL,
             done=lambda group: group.is_source is True and group.link_state in FLOWING_LINK_STATES,
         )
+
+    def _acknowledge_failure(self, group: Group, peer: ReplicationAdapter | None, purpose: str) -> WriteResult:
+        """Accept a failed action that left this side the source, for ``purpose``.
+
+        Two callers: the planned promotion undoing a failed demote, and a reprotect that finds this side the
+        source with its link carrying data. Upstream keeps an RG in ``Error`` until another action succeeds (and
+        accepts new actions from it). When the peer's RG confirms it is the target, this side still holds the
+        data and may run the application: the failure is recorded as acknowledged (an annotation carrying the
+        action-history digest, so that any later outcome voids it) and the status counts as completed once the
+        replicator has polled the array since the failure. Anything else, and the RG's Error stands.
+
+        Raises:
+            PreconditionFailedError: no PowerStore peer, or the peer's RG does not report itself the target.
+        """
+        peer = require_peer(peer, Backend.POWERSTORE, cluster=self.cluster, purpose=purpose)
+        other = Group(peer.api.get(REPLICATION_GROUPS, peer.target.name or group.name))
+        if other.is_source is not False:
+            seen = "not reported" if other.is_source is None else "the source too"
+            raise PreconditionFailedError(
+                f"{group.ref} is in Error after a failed action ({text(group.last_action, 'condition')}) and the "
+                f"peer's RG on {peer.cluster} is {seen}: which side holds the data needs an operator",
+                cluster=self.cluster,
+                object_ref=group.ref,
+                condition=group.state,
+            )
+        body = {"metadata": {"annotations": {ACKNOWLEDGED_FAILURE_ANNOTATION: action_history_digest(group.document)}}}
+        document = guarded_patch(self.api, REPLICATION_GROUPS, group.document, body)
+        return WriteResult(cluster=self.cluster, changed=True, generations={group.ref: generation(document)})
 
     def _refuse_while_busy(self, group: Group, wanted: str) -> None:
         """Raise when an action is pending or still ending on the RG (Dell rejects a new one meanwhile)."""

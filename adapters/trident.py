@@ -97,6 +97,12 @@ SNAPSHOT_INFOS = Resource("trident.netapp.io", "v1", "tridentsnapshotinfos", "Tr
 MIRROR_UPDATES = Resource("trident.netapp.io", "v1", "tridentactionmirrorupdates", "TridentActionMirrorUpdate")
 VOLUME_SNAPSHOTS = Resource("snapshot.storage.k8s.io", "v1", "volumesnapshots", "VolumeSnapshot")
 
+MIRROR_UPDATE_SOURCE = (
+    "the oldest volume's newest TridentActionMirrorUpdate on the receiving side (scheduled SnapMirror transfers "
+    "leave no trace in Kubernetes, so the data can be newer)"
+)
+"""What a Trident group's ``last_sync_time`` is (module docstring: last_sync_time)."""
+
 PROMOTED = "promoted"
 ESTABLISHED = "established"
 REESTABLISHED = "reestablished"
@@ -308,6 +314,7 @@ def summarise(cluster: str, mirrors: list[Mirror], last_sync_time: datetime | No
         failure=failure,
         failure_permanent=failure is not None,
         last_sync_time=last_sync_time,
+        last_sync_source=MIRROR_UPDATE_SOURCE if last_sync_time else "",
         message=(failure or _describe(mirrors)) + note,
         volumes=tuple(mirror.volume_state() for mirror in mirrors),
         missing_volumes=tuple(dict.fromkeys(mirror.pvc for mirror in unmirrored)),

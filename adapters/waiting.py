@@ -65,6 +65,59 @@ def wait_for_status(
     )
 
 
+def wait_for_resync(
+    adapter: ReplicationAdapter,
+    peer: ReplicationAdapter,
+    *,
+    timeout: float,
+    interval: float = 0.25,
+    max_interval: float | None = None,
+    progress: Callable[[ReplicationStatus], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    watch: bool = False,
+) -> ReplicationStatus:
+    """Wait until ``adapter``'s side follows ``peer`` again after :meth:`~ReplicationAdapter.reprotect`.
+
+    When the backend requests the reprotect on the peer's objects
+    (:attr:`~adapters.base.ReplicationAdapter.reprotect_acts_on_peer`), only the peer reports that action's
+    progress and failure (Dell writes no ``remoteState``): the wait follows the peer until the action has ended
+    (:meth:`~adapters.base.ReplicationAdapter.peer_reprotect_complete`), so that a failure there ends it at once and
+    a retried one is named, then this side until it has caught up. Both share ``timeout``; the other arguments are
+    those of :func:`wait_for_status`.
+
+    Raises:
+        BackendFailedError: either side reports a permanent failure, or ``timeout`` passed.
+        PreconditionFailedError: either side reports a precondition an operator must fix.
+        ClusterUnreachableError: a side stopped answering and did not come back before the timeout.
+    """
+    deadline = clock() + timeout
+
+    def until(side: ReplicationAdapter, predicate: Predicate, what: str) -> ReplicationStatus:
+        def told(status: ReplicationStatus) -> None:
+            # The caller heartbeats on behalf of this side: say when an observation is the peer's.
+            if progress is not None:
+                elsewhere = side is not adapter
+                progress(status.model_copy(update={"message": f"{what}: {status.message}"}) if elsewhere else status)
+
+        return wait_for_status(
+            side,
+            predicate,
+            what=what,
+            timeout=max(0.0, deadline - clock()),
+            interval=interval,
+            max_interval=max_interval,
+            progress=told,
+            clock=clock,
+            sleep=sleep,
+            watch=watch,
+        )
+
+    if adapter.reprotect_acts_on_peer:
+        until(peer, peer.peer_reprotect_complete, f"the reprotect action on {peer.cluster}")
+    return until(adapter, adapter.resync_complete, "resync complete")
+
+
 def _until(
     adapter: ReplicationAdapter,
     predicate: Predicate,

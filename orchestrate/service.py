@@ -278,6 +278,8 @@ class GroupView(BaseModel):
     sides: tuple[SideView, ...]
     primary: str | None
     lag_seconds: float | None
+    lag_source: str = ""
+    """What the lag is measured from (the backend's ``last_sync_source``): a Dell poll time is not a data time."""
     rpo_seconds: float
     protected: bool
     summary: str
@@ -304,7 +306,8 @@ def observe_group(registry: ClusterRegistry, config: OrchestratorConfig, group: 
     primaries = [s.cluster for s in sides if s.status and s.status.role is Role.PRIMARY]
     secondaries = [s.cluster for s in sides if s.status and s.status.role is Role.SECONDARY]
     primary = primaries[0] if len(primaries) == 1 else None
-    last_sync = next((s.status.last_sync_time for s in sides if s.status and s.status.last_sync_time), None)
+    synced = next((s.status for s in sides if s.status and s.status.last_sync_time), None)
+    last_sync = synced.last_sync_time if synced else None
     lag = (datetime.now(UTC) - last_sync).total_seconds() if last_sync else None
     rpo = group.rpo.total_seconds()
     protected = bool(
@@ -328,6 +331,7 @@ def observe_group(registry: ClusterRegistry, config: OrchestratorConfig, group: 
         sides=tuple(sides),
         primary=primary,
         lag_seconds=lag,
+        lag_source=synced.last_sync_source if synced else "",
         rpo_seconds=rpo,
         protected=protected,
         summary=summary,

@@ -147,6 +147,7 @@ class Progress(Frozen):
     rpo_seconds: float | None = None
     data_loss_window_seconds: float | None = None
     last_sync_seen: datetime | None = None
+    last_sync_source: str = ""
     approval_pending: bool = False
     approved_by: str | None = None
     aborted_by: str | None = None

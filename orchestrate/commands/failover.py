@@ -290,8 +290,10 @@ def render_result(result: FailoverResult) -> None:
         console.print(f"   lag before the operation: {progress.lag_seconds:.1f}s{rpo}")
     if progress.data_loss_window_seconds is not None:
         since = f" at {progress.last_sync_seen.isoformat()}" if progress.last_sync_seen else ""
+        source = f"; that time is {progress.last_sync_source}" if progress.last_sync_source else ""
         console.print(
-            f"   data-loss window: {progress.data_loss_window_seconds:.1f}s (since the last completed sync{since})"
+            f"   data-loss window: {progress.data_loss_window_seconds:.1f}s "
+            f"(since the last completed sync{since}{source})"
         )
     if progress.compensated:
         console.print(f"   undone: {', '.join(progress.compensated)}")

@@ -177,6 +177,8 @@ def _render(view: GroupView, operation: dict[str, Any] | None) -> None:
     if view.lag_seconds is not None:
         within = "within" if view.lag_seconds <= view.rpo_seconds else "ABOVE"
         console.print(f"  lag {view.lag_seconds:.1f}s, {within} RPO {view.rpo_seconds:.0f}s")
+        if view.lag_source:
+            console.print(f"    as of {view.lag_source}")
     if operation and operation["status"] == "UNKNOWN":
         console.print(f"  [bold yellow]operation unknown[/]: {operation['message']}")
     elif operation and operation.get("workflow_id"):

@@ -34,6 +34,7 @@ import pytest
 
 from adapters.base import Backend, ReplicationStatus, Role, WriteResult
 from adapters.trident import VOLUME_SNAPSHOTS
+from adapters.waiting import wait_for_resync
 from clusters.api import ClusterApi
 from clusters.errors import BackendFailedError, OrchestratorError, PreconditionFailedError
 from clusters.kubeclient import close_api_client
@@ -44,6 +45,7 @@ from sandbox.simulator.server import SimulatorService
 from sandbox.simulator.testing import wait_for
 from tests.lab.adapter_scenarios import (
     CLUSTERS,
+    FAIL_WAIT,
     SOURCE,
     TARGET,
     WAIT,
@@ -408,12 +410,13 @@ def test_dell_retrying_versus_permanent_action_error(new_scenario: NewScenario) 
     assert status.role is Role.PRIMARY, "the failed action left dc1 the source"
 
 
-def test_dell_reprotect_failure_is_named_by_the_wait_on_the_old_source(new_scenario: NewScenario) -> None:
-    """``reprotect()`` on the old source runs REPROTECT_LOCAL on the new source's RG: the wait must name it.
+def test_dell_reprotect_failure_is_named_by_the_resync_wait(new_scenario: NewScenario) -> None:
+    """``reprotect()`` on the old source runs REPROTECT_LOCAL on the new source's RG: the resync wait must name it.
 
-    The workflow waits with ``resync_complete`` on the side it reprotected (dc1); the action, and the
-    controller's report of its failure, are on dc2's RG, which dc1's RG mirrors in ``status.remoteState``: the
-    wait must not complete while it runs (retrying) and must name it rather than dc1's previous action.
+    The action, and the controller's report of its failure, are only on dc2's RG (csm-replication writes no
+    ``status.remoteState``, and neither does the simulator): dc1's RG, a settled target already, says nothing of
+    it. :func:`wait_for_resync` (what the ``wait_resync`` activity runs) follows dc2's RG first, so it must not
+    complete while the action is retried there, and its error must name the retried action.
     """
     s = new_scenario("dell-reprotect", Backend.POWERSTORE)
     s.install()
@@ -421,7 +424,12 @@ def test_dell_reprotect_failure_is_named_by_the_wait_on_the_old_source(new_scena
     s.planned_handover()
     s.add_fault(FaultKind.FAIL_RESYNC, TARGET)
     s.call(lambda: s.source.reprotect(resync=False, peer=s.target))
-    s.expect_failure(s.source, s.source.resync_complete, "dc1 resync complete", "peer REPROTECT_LOCAL in progress")
+    retried = "REPROTECT_LOCAL failed, the controller retries"
+    s.expect_failure(s.target, s.target.peer_reprotect_complete, "the reprotect action on dc2", retried)
+    assert "remoteState" not in (s.apis[SOURCE].get(DELL_RG, s.group.replication_name).get("status") or {})
+    with pytest.raises(BackendFailedError) as raised:
+        wait_for_resync(s.source, s.target, timeout=FAIL_WAIT, interval=0.1)
+    assert "the reprotect action on dc2" in str(raised.value) and retried in str(raised.value), raised.value
 
 
 # ---------------------------------------------------------------------------------------------------- idempotence

@@ -60,7 +60,7 @@ def request(api: ClusterApi, name: str, action: str) -> None:
     set_spec(api, DELL_RG, name, {"action": action})
 
 
-def test_idle_pair_reports_source_link_and_remote_state(simulator: SimulatorService, namespace: str, rg: str) -> None:
+def test_idle_pair_reports_source_and_link(simulator: SimulatorService, namespace: str, rg: str) -> None:
     dc1, dc2 = simulator.simulator.api("dc1"), simulator.simulator.api("dc2")
     source = wait_status(
         dc1,
@@ -68,13 +68,13 @@ def test_idle_pair_reports_source_link_and_remote_state(simulator: SimulatorServ
         "synchronized source",
         {
             "status.state": "Ready",
-            "status.remoteState": "Ready",
             "status.replicationLinkState.isSource": True,
             "status.replicationLinkState.state": "SYNCHRONIZED",
         },
     )
     wait_status(dc2, rg, "target", {"status.state": "Ready", "status.replicationLinkState.isSource": False})
     assert "lastAction" not in source["status"]
+    assert "remoteState" not in source["status"], "csm-replication never writes remoteState"
     for api in (dc1, dc2):
         wait_for(functools.partial(last_update, api, rg), f"{api.cluster} lastSuccessfulUpdate")
     assert [v.writable for v in simulator.client().ledger(namespace).volumes] == [["dc1"], ["dc1"]]

@@ -61,6 +61,7 @@ class OperationContext:
         self.lag: float | None = None
         self.loss_window: float | None = None
         self.last_sync: datetime | None = None
+        self.last_sync_source = ""
         self.approval_pending = False
         self.approved_by: str | None = None
         self.changed = False
@@ -106,6 +107,7 @@ class OperationContext:
             rpo_seconds=self._group.rpo.total_seconds() if self._group else None,
             data_loss_window_seconds=self.loss_window,
             last_sync_seen=self.last_sync,
+            last_sync_source=self.last_sync_source,
             approval_pending=self.approval_pending,
             approved_by=self.approved_by,
             aborted_by=self.runner.aborted_by,

@@ -58,7 +58,7 @@ async def run_unplanned(ctx: OperationContext) -> FailoverResult:
         Phase.PROMOTING, f"promoting {target} (unplanned: {source} is {'lost' if source_lost else 'demoted'})"
     )
     # The window is measured at the promotion: what the target holds then is what survives.
-    ctx.last_sync = last_sync_seen(report, ctx.request.last_sync_seen)
+    ctx.last_sync, ctx.last_sync_source = last_sync_seen(report, ctx.request.last_sync_seen)
     if ctx.last_sync is not None:
         ctx.loss_window = max(0.0, (workflow.now() - ctx.last_sync).total_seconds())
     ctx.changed = True
@@ -150,13 +150,22 @@ async def start_fence(ctx: OperationContext, old_primary: str, new_primary: str)
     ctx.fence_workflow = fence_id(ctx.name)
 
 
-def last_sync_seen(report: PreflightReport, remembered: datetime | None) -> datetime | None:
-    """The newest completed sync anyone saw: the sides' own reports, or the group monitor's memory."""
-    times = [
-        s.last_sync_time
+REMEMBERED_SYNC_SOURCE = "the newest sync the group monitor saw before the source was lost"
+
+
+def last_sync_seen(report: PreflightReport, remembered: datetime | None) -> tuple[datetime | None, str]:
+    """The newest completed sync anyone saw (the sides' own reports, or the group monitor's memory) and its source.
+
+    The source is the backend's ``last_sync_source`` (what that time is: a Dell poll time is not a data time) or
+    :data:`REMEMBERED_SYNC_SOURCE`; ``""`` when no time is known.
+    """
+    seen = [
+        (s.last_sync_time, s.last_sync_source)
         for s in (report.source_status, report.target_status)
         if s is not None and s.last_sync_time is not None
     ]
     if remembered is not None:
-        times.append(remembered)
-    return max(times) if times else None
+        seen.append((remembered, REMEMBERED_SYNC_SOURCE))
+    if not seen:
+        return None, ""
+    return max(seen, key=lambda time_and_source: time_and_source[0])

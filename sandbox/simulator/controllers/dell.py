@@ -15,7 +15,7 @@ error ...", ``errorMessage``, ``firstFailure``, ``time``} and retries every ``re
 ``dell_error_after`` seconds; then, or at once for a ``permanent`` fault, ``state Error`` with that condition,
 the history entry and ``spec.action`` reset. An unsupported action is reset to ``""`` with a Warning event and no
 status change; another action requested while one runs gets a Warning event and is dropped when the running one
-ends. ``remoteState`` mirrors the peer RG's ``status.state``.
+ends. ``remoteState`` is never written (csm-replication declares it and leaves it empty).
 
 Actions: FAILOVER_REMOTE (on the source: demote, final sync, promote the peer; link FAILEDOVER),
 UNPLANNED_FAILOVER_LOCAL (on the target: promote with what it holds, even while the source is writable; link
@@ -274,10 +274,6 @@ class DellReplicationController(Controller):
                 if not history or history[0] != op.last_action:
                     history.insert(0, op.last_action)
                 status["conditions"] = history[:MAX_HISTORY]
-        if ctx.peer_view is not None:
-            status["remoteState"] = nested(
-                ctx.peer_view.find(DELL_RG, rg["metadata"]["name"]), "status", "state", default=""
-            )
         status["replicationLinkState"] = self._link_state(ctx, rg, keys, initial)
         return status
 
