@@ -53,7 +53,7 @@ def _failover(full_lab: FullLab, config: Path, group: str = GROUP) -> CliResult:
     return full_lab.cli("failover", "--group", group, "--yes", "--json", "--config", str(config))
 
 
-def _assert_compensated(
+def assert_compensated(
     full_lab: FullLab,
     result: CliResult,
     lost_before: dict[str, int],
@@ -75,10 +75,10 @@ def _assert_compensated(
     assert (failed["name"], failed["cluster"]) == failed_step
     took = (datetime.fromisoformat(failed["ended"]) - datetime.fromisoformat(failed["started"])).total_seconds()
     assert took < STEP_DEADLINE, f"{step} took {took:.1f}s: the variant's 5 s timeout was not used"
-    _assert_undone(full_lab, result, lost_before, phase="FailedCompensated", undone=undone, group=group)
+    assert_undone(full_lab, result, lost_before, phase="FailedCompensated", undone=undone, group=group)
 
 
-def _assert_undone(
+def assert_undone(
     full_lab: FullLab,
     result: CliResult,
     lost_before: dict[str, int],
@@ -136,7 +136,7 @@ def test_demote_failing_forever_is_compensated(full_lab: FullLab, home: None, sa
         full_lab.simulator.add_fault(GROUP, "fail-demote", cluster="dc1")
         with sampler_for(GROUP):
             result = _failover(full_lab, config)
-            _assert_compensated(
+            assert_compensated(
                 full_lab,
                 result,
                 lost_before,
@@ -153,7 +153,7 @@ def test_stalled_final_sync_is_compensated(full_lab: FullLab, home: None, sample
         with sampler_for(GROUP):
             with slow_shipments(full_lab):
                 result = _failover(full_lab, config)
-            _assert_compensated(
+            assert_compensated(
                 full_lab,
                 result,
                 lost_before,
@@ -174,7 +174,7 @@ def test_stalled_trident_snapshot_transfer_is_compensated_without_a_promotion(
         full_lab.simulator.add_fault(group, "stall-final-sync")
         with sampler_for(group):
             result = _failover(full_lab, config, group)
-            _assert_compensated(
+            assert_compensated(
                 full_lab,
                 result,
                 lost_before,
@@ -194,7 +194,7 @@ def test_promotion_failing_forever_is_compensated(
         full_lab.simulator.add_fault(GROUP, "fail-promote", cluster="dc2")
         with sampler_for(GROUP):
             result = _failover(full_lab, config)
-            _assert_compensated(
+            assert_compensated(
                 full_lab,
                 result,
                 lost_before,
@@ -230,7 +230,7 @@ def test_abort_during_final_sync_is_compensated(full_lab: FullLab, home: None, s
                 if running.poll() is None:
                     running.kill()
         result = CliResult(running.returncode, stdout, stderr)
-        _assert_undone(
+        assert_undone(
             full_lab, result, lost_before, phase="Aborted", undone=["re-promote dc1", "restart workloads on dc1"]
         )
     document = result.json()
