@@ -58,18 +58,19 @@ def up(
         bool,
         typer.Option(
             "--real-csi-addons/--simulated-csi-addons",
-            help="Run the upstream csi-addons manager and sidecar on each cluster (the simulator is their storage) "
-            "or let the simulator write the VR/VGR status itself.",
+            help="Run the upstream csi-addons manager and sidecar on each cluster (the default; the simulator is "
+            "their storage) or let the simulator write the VR/VGR status itself.",
         ),
-    ] = False,
+    ] = True,
     real_dell: Annotated[
         bool,
         typer.Option(
             "--real-dell/--simulated-dell",
-            help="Run the upstream Dell csm-replication controller and replicator on each cluster (the simulator is "
-            "their PowerStore driver) or let the simulator write the DellCSIReplicationGroup status itself.",
+            help="Run the upstream Dell csm-replication controller and replicator on each cluster (the default; the "
+            "simulator is their PowerStore driver) or let the simulator write the DellCSIReplicationGroup status "
+            "itself.",
         ),
-    ] = False,
+    ] = True,
     as_json: JsonOption = False,
 ) -> None:
     """Start dc1 and dc2, Temporal, the storage simulator, the demo groups and a worker (builds binaries if needed)."""
