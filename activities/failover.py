@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TypedDict, TypeVar
 
 import httpx
 from temporalio import activity
@@ -395,31 +395,13 @@ class FailoverActivities:
     def wait_resync(self, request: WaitInput) -> ReplicationStatus:
         """Wait until ``cluster`` follows its peer and has caught up."""
         group = self.group(request.group)
-        return wait_for_resync(
-            self.adapter(group, request.cluster),
-            self.adapter(group, group.peer_of(request.cluster)),
-            timeout=_remaining(request),
-            interval=FIRST_POLL,
-            max_interval=MAX_POLL,
-            progress=lambda status: _heartbeat(status.message),
-            sleep=activity_sleep,
-            watch=True,
-        )
+        here, peer = self.adapter(group, request.cluster), self.adapter(group, group.peer_of(request.cluster))
+        return wait_for_resync(here, peer, **_pacing(request))
 
     def _wait(
         self, adapter: ReplicationAdapter, predicate: Predicate, what: str, request: WaitInput
     ) -> ReplicationStatus:
-        return wait_for_status(
-            adapter,
-            predicate,
-            what=what,
-            timeout=_remaining(request),
-            interval=FIRST_POLL,
-            max_interval=MAX_POLL,
-            progress=lambda status: _heartbeat(status.message),
-            sleep=activity_sleep,
-            watch=True,
-        )
+        return wait_for_status(adapter, predicate, what=what, **_pacing(request))
 
     # ------------------------------------------------------------------------------------------- hooks
 
@@ -496,6 +478,28 @@ def _describe(observed: object) -> str:
     if isinstance(observed, list):
         return _readiness(observed)
     return str(observed)
+
+
+class _Pacing(TypedDict):
+    """How every activity wait observes: watched, heartbeating, until the request's deadline."""
+
+    timeout: float
+    interval: float
+    max_interval: float
+    progress: Callable[[ReplicationStatus], None]
+    sleep: Callable[[float], None]
+    watch: bool
+
+
+def _pacing(request: WaitInput) -> _Pacing:
+    return _Pacing(
+        timeout=_remaining(request),
+        interval=FIRST_POLL,
+        max_interval=MAX_POLL,
+        progress=lambda status: _heartbeat(status.message),
+        sleep=activity_sleep,
+        watch=True,
+    )
 
 
 def _observed_secondary(status: ReplicationStatus) -> bool:
