@@ -41,24 +41,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="control API address (default: loopback)")
     parser.add_argument("--port", type=int, default=0, help="control API port (default: a free one)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    parser.add_argument(
-        "--csi-addons-socket",
-        action="append",
-        default=[],
-        metavar="CLUSTER=PATH",
-        help="serve the csi-addons driver of CLUSTER on the unix socket PATH (the upstream controllers then own "
-        "the VR/VGR status); once per cluster",
-    )
-    parser.add_argument("--csi-addons-stubs", type=Path, help="folder of the generated csi-addons stubs")
-    parser.add_argument(
-        "--dell-socket",
-        action="append",
-        default=[],
-        metavar="CLUSTER=PATH",
-        help="serve the PowerStore replication driver of CLUSTER on the unix socket PATH (the upstream Dell "
-        "replicator then owns the RG status); once per cluster",
-    )
-    parser.add_argument("--dell-stubs", type=Path, help="folder of the generated dell-csi-extensions stubs")
+    for kind, driver, stubs in (
+        ("csi-addons", "csi-addons driver", "csi-addons stubs"),
+        ("dell", "PowerStore replication driver", "dell-csi-extensions stubs"),
+    ):
+        parser.add_argument(
+            f"--{kind}-socket",
+            action="append",
+            default=[],
+            metavar="CLUSTER=PATH",
+            help=f"serve the {driver} of CLUSTER on the unix socket PATH (the upstream controllers then own its "
+            "objects' status); once per cluster",
+        )
+        parser.add_argument(f"--{kind}-stubs", type=Path, help=f"folder of the generated {stubs}")
     timings = parser.add_argument_group("timings (seconds)")
     for name, field in SimulatorConfig.model_fields.items():
         parse = int if field.annotation is int else float
