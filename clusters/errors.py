@@ -48,7 +48,9 @@ class OrchestratorError(Exception):
         if self.object_ref:
             where.append(self.object_ref)
         prefix = f"[{', '.join(where)}] " if where else ""
-        suffix = f" (condition: {self.condition})" if self.condition else ""
+        # A wait's message often quotes the backend's condition already: saying it twice buries the cause.
+        repeated = bool(self.condition) and str(self.condition) in self.message
+        suffix = f" (condition: {self.condition})" if self.condition and not repeated else ""
         return f"{prefix}{self.message}{suffix}"
 
     @property
