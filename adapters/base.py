@@ -379,7 +379,13 @@ class ReplicationAdapter(abc.ABC):
     @staticmethod
     def peer_reprotect_complete(status: ReplicationStatus) -> bool:
         """On the Primary a :attr:`reprotect_acts_on_peer` reprotect acted on: whether that action ended well."""
-        return status.current and status.role is Role.PRIMARY and status.completed and status.failure is None
+        return (
+            status.current
+            and status.role is Role.PRIMARY
+            and status.completed
+            and status.healthy
+            and status.failure is None
+        )
 
 
 def contains(document: object, subset: object) -> bool:

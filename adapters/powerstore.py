@@ -260,11 +260,19 @@ class Group:
         digest = text(self.document, "metadata", "annotations", ACKNOWLEDGED_FAILURE_ANNOTATION)
         return bool(digest) and digest == action_history_digest(self.document)
 
+    @property
+    def last_action_time(self) -> datetime | None:
+        """``status.lastAction.time``: when the controller recorded the last outcome."""
+        return timestamp(field(self.document, "status", "lastAction", "time"))
+
+    def polled_after(self, moment: datetime | None) -> bool:
+        """Whether the replicator's last poll of the array (``lastSuccessfulUpdate``) is later than ``moment``."""
+        polled = timestamp(field(self.document, "status", "replicationLinkState", "lastSuccessfulUpdate"))
+        return polled is not None and moment is not None and polled > moment
+
     def polled_since_last_action(self) -> bool:
         """Whether the replicator polled the array after the last action ended (its link state is newer)."""
-        polled = timestamp(field(self.document, "status", "replicationLinkState", "lastSuccessfulUpdate"))
-        ended = timestamp(field(self.document, "status", "lastAction", "time"))
-        return polled is not None and ended is not None and polled > ended
+        return self.polled_after(self.last_action_time)
 
     def progress(self) -> Progress:
         """Judge the latest action from spec, state, ``lastAction`` and the request annotations (module docstring)."""
@@ -301,12 +309,11 @@ class Group:
         condition = text(self.last_action, "condition")
         if state == ERROR:
             failed = condition or error or "state Error"
-            if not self.acknowledged:
+            if not self.acknowledged or self.is_source is not True:
                 return Progress(current=True, failure=failed, permanent=True)
             if not self.polled_since_last_action():
                 return Progress(current=False, note=f"{failed}; waiting for the replicator's next poll of the array")
-            kept = "source" if self.is_source else "target"
-            note = f"{failed}; acknowledged: the array, polled since, keeps this side the {kept}"
+            note = f"{failed}; acknowledged: the array, polled since, keeps this side the source"
             return Progress(current=True, completed=True, note=note)
         if state == READY:
             return Progress(current=True, completed=True, note=condition)
@@ -542,11 +549,47 @@ class PowerStoreAdapter(ReplicationAdapter):
         action-history digest, so that any later outcome voids it) and the status counts as completed once the
         replicator has polled the array since the failure. Anything else, and the RG's Error stands.
 
+        Both RGs must have been polled by their replicators after the failure (``lastSuccessfulUpdate`` later
+        than this side's ``lastAction.time``; the two replicators' clocks are assumed close), with no action
+        pending on either and the peer's link answering.
+
         Raises:
-            PreconditionFailedError: no PowerStore peer, or the peer's RG does not report itself the target.
+            PreconditionFailedError: no PowerStore peer, or the peer's RG reports itself the source too.
+            NotReadyError: a poll since the failure is missing on either side, or the peer is busy or its link
+                does not answer (retryable: the view is not fresh enough yet).
+            ConflictError: an action is requested on this RG.
         """
         peer = require_peer(peer, Backend.POWERSTORE, cluster=self.cluster, purpose=purpose)
+        self._refuse_while_busy(group, purpose)
+        failed_at = group.last_action_time
+        if not group.polled_since_last_action():
+            raise NotReadyError(
+                f"cannot acknowledge the failed action on {group.ref} for {purpose}: the replicator has not polled "
+                "the array since it failed; retry after its next poll",
+                cluster=self.cluster,
+                object_ref=group.ref,
+                condition=group.state,
+            )
         other = Group(peer.api.get(REPLICATION_GROUPS, peer.target.name or group.name))
+        stale = (
+            f"{other.action or other.running} is pending there"
+            if other.action or other.running
+            else f"its link is {other.link_state or 'not reported'}"
+            if other.link_state in UNHEALTHY_LINK_STATES
+            else "its replicator has not polled the array since the failure"
+            if not other.polled_after(failed_at)
+            else ""
+        )
+        if stale:
+            # The peer's isSource is only as fresh as its replicator's last successful poll (none while an action
+            # is set or the array does not answer): acknowledge on a view of both sides taken after the failure.
+            raise NotReadyError(
+                f"cannot acknowledge the failed action on {group.ref} for {purpose}: the peer's RG on {peer.cluster} "
+                f"cannot confirm it is the target yet ({stale}); retry",
+                cluster=self.cluster,
+                object_ref=group.ref,
+                condition=group.state,
+            )
         if other.is_source is not False:
             seen = "not reported" if other.is_source is None else "the source too"
             raise PreconditionFailedError(

@@ -27,7 +27,7 @@ from adapters.csi_addons import CsiAddonsAdapter
 from adapters.powerstore import POLL_SOURCE, PowerStoreAdapter
 from adapters.waiting import wait_for_resync
 from clusters.api import JsonObject
-from clusters.errors import BackendFailedError, PreconditionFailedError
+from clusters.errors import BackendFailedError, NotReadyError, PreconditionFailedError
 from tests.unit.fake_cluster import RECORDED, FakeClock, FakeClusterApi
 
 RECORDING = RECORDED / "powerstore" / "real-v1.14.0-planned-failover-reprotect.json"
@@ -199,14 +199,17 @@ def test_undoing_the_failed_demote_acknowledges_the_error_once_the_peer_is_the_t
 def test_an_acknowledgement_waits_for_a_poll_after_the_failure_and_ends_with_the_next_outcome() -> None:
     dc1, dc1_api, dc2, _ = failed_pair()
     name = dc1.target.name or ""
+    polled = dc1_api.stored(RG, name)["status"]["replicationLinkState"]["lastSuccessfulUpdate"]
 
-    def polled_before(document: JsonObject) -> None:
-        document["status"]["replicationLinkState"]["lastSuccessfulUpdate"] = document["status"]["lastAction"]["time"]
+    def poll_at(moment: str) -> Callable[[JsonObject], None]:
+        return lambda document: document["status"]["replicationLinkState"].update(lastSuccessfulUpdate=moment)
 
-    dc1_api.edit(RG, name, polled_before)
-    dc1.promote(force=False, peer=dc2)
-    waiting = dc1.observe()
-    assert not waiting.current and "next poll" in waiting.message
+    dc1_api.edit(RG, name, poll_at(dc1_api.stored(RG, name)["status"]["lastAction"]["time"]))
+    with pytest.raises(NotReadyError, match="has not polled the array since it failed"):
+        dc1.promote(force=False, peer=dc2)
+    assert dc1_api.writes == 0 and dc1.observe().failure_permanent
+    dc1_api.edit(RG, name, poll_at(polled))
+    assert dc1.promote(force=False, peer=dc2).changed and PowerStoreAdapter.promoted(dc1.observe())
 
     def failed_again(document: JsonObject) -> None:
         document["status"]["lastAction"] = dict(document["status"]["lastAction"], time="2026-12-03T12:00:00Z")
@@ -214,6 +217,34 @@ def test_an_acknowledgement_waits_for_a_poll_after_the_failure_and_ends_with_the
 
     dc1_api.edit(RG, name, failed_again)
     assert dc1.observe().failure_permanent, "a later outcome voids the acknowledgement"
+
+
+@pytest.mark.parametrize(
+    ("peer_view", "why"),
+    [
+        (
+            {"replicationLinkState": {"lastSuccessfulUpdate": "2026-12-03T11:54:00Z"}},
+            "its replicator has not polled the array since",
+        ),
+        ({"replicationLinkState": {"state": "UNKNOWN"}}, "its link is UNKNOWN"),
+        ({"state": "UNPLANNED_FAILOVER_LOCAL_IN_PROGRESS"}, "UNPLANNED_FAILOVER_LOCAL is pending there"),
+    ],
+)
+def test_no_acknowledgement_on_a_stale_view_of_the_peer(peer_view: JsonObject, why: str) -> None:
+    """The peer's isSource is only as fresh as its replicator's last poll, which stops while an action runs."""
+    dc1, dc1_api, dc2, dc2_api = failed_pair()
+
+    def change(document: JsonObject) -> None:
+        for key, value in peer_view.items():
+            if isinstance(value, dict):
+                document["status"][key].update(value)
+            else:
+                document["status"][key] = value
+
+    dc2_api.edit(RG, dc2.target.name or "", change)
+    with pytest.raises(NotReadyError, match=f"cannot confirm it is the target yet \\({why}"):
+        dc1.promote(force=False, peer=dc2)
+    assert dc1_api.writes == 0
 
 
 def test_no_acknowledgement_while_the_peer_does_not_report_itself_the_target() -> None:
