@@ -51,9 +51,12 @@ Normalisation into :class:`~adapters.base.ReplicationStatus`:
 - an acknowledged ``Error``: upstream keeps an RG in ``Error`` after a failed action until another action
   succeeds (it accepts new actions meanwhile). A planned ``promote`` on a side that is still the source after
   its ``FAILOVER_REMOTE`` failed (the undo of that demote), with the peer's RG confirming it is the target,
-  acknowledges that failure (annotation carrying the action-history digest): the status is then completed and
-  healthy with the failure as a note, once the replicator polled the array after the failure
-  (``lastSuccessfulUpdate`` later than ``lastAction.time``), so that the application may restart there.
+  acknowledges that failure (annotation carrying the digest of ``lastAction``, so any new outcome on the RG ends
+  it): the status is then completed and healthy with the failure as a note, once the replicator polled the array
+  after the failure (``lastSuccessfulUpdate`` later than ``lastAction.time``), so that the application may restart
+  there. It stays so when the peer later makes this side the target (a fence's REPROTECT_LOCAL there: the
+  replicator records ``IsSource changed from (true) to (false)`` after the failure), where upstream would keep the
+  RG in ``Error`` until an action on it succeeds.
 - healthy: link state not ``SUSPENDED``/``INVALID``/``UNKNOWN``/``EMPTY``/unreported, state not ``Invalid`` and not
   an unacknowledged ``Error``.
 - replicating: link ``SYNCHRONIZED``; syncing: link ``SYNC_IN_PROGRESS``.
@@ -152,7 +155,7 @@ REQUESTED_ACTION_ANNOTATION = f"{ANNOTATION_PREFIX}requested-action"
 ACTION_BASELINE_ANNOTATION = f"{ANNOTATION_PREFIX}action-baseline"
 REQUESTED_AT_ANNOTATION = f"{ANNOTATION_PREFIX}requested-at"
 ACKNOWLEDGED_FAILURE_ANNOTATION = f"{ANNOTATION_PREFIX}acknowledged-failure"
-"""The action-history digest of a failed action after which this side was confirmed to keep the source role."""
+"""The ``lastAction`` digest of a failed action after which this side was confirmed to keep the source role."""
 
 
 def succeeded(action: str) -> str:
@@ -172,6 +175,17 @@ def action_history_digest(document: JsonObject) -> str:
         "conditions": objects(document, "status", "conditions"),
     }
     return hashlib.sha256(json.dumps(history, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def last_action_digest(document: JsonObject) -> str:
+    """A digest of the RG's ``status.lastAction`` alone: what an acknowledged failure is tied to.
+
+    Unlike :func:`action_history_digest` it ignores ``conditions``, where the replicator also records role changes
+    ("Replication Link State:IsSource changed ..."): the peer's later REPROTECT_LOCAL making this side the target
+    must not revive the failure, whereas any new outcome on this RG (a started action clears ``lastAction``) ends it.
+    """
+    last = mapping(document, "status", "lastAction")
+    return hashlib.sha256(json.dumps(last, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -258,7 +272,7 @@ class Group:
     def acknowledged(self) -> bool:
         """Whether the current ``Error`` was acknowledged by a planned promotion that found this side the source."""
         digest = text(self.document, "metadata", "annotations", ACKNOWLEDGED_FAILURE_ANNOTATION)
-        return bool(digest) and digest == action_history_digest(self.document)
+        return bool(digest) and digest == last_action_digest(self.document)
 
     @property
     def last_action_time(self) -> datetime | None:
@@ -269,6 +283,15 @@ class Group:
         """Whether the replicator's last poll of the array (``lastSuccessfulUpdate``) is later than ``moment``."""
         polled = timestamp(field(self.document, "status", "replicationLinkState", "lastSuccessfulUpdate"))
         return polled is not None and moment is not None and polled > moment
+
+    def became_target_after(self, moment: datetime | None) -> bool:
+        """Whether the replicator recorded this side turning target (``IsSource changed ... to (false)``) later."""
+        return moment is not None and any(
+            text(entry, "condition").endswith("IsSource changed from (true) to (false)")
+            and (changed := timestamp(entry.get("time"))) is not None
+            and changed > moment
+            for entry in objects(self.document, "status", "conditions")
+        )
 
     def polled_since_last_action(self) -> bool:
         """Whether the replicator polled the array after the last action ended (its link state is newer)."""
@@ -309,11 +332,16 @@ class Group:
         condition = text(self.last_action, "condition")
         if state == ERROR:
             failed = condition or error or "state Error"
-            if not self.acknowledged or self.is_source is not True:
+            if not self.acknowledged:
                 return Progress(current=True, failure=failed, permanent=True)
             if not self.polled_since_last_action():
                 return Progress(current=False, note=f"{failed}; waiting for the replicator's next poll of the array")
-            note = f"{failed}; acknowledged: the array, polled since, keeps this side the source"
+            if self.is_source is True:
+                note = f"{failed}; acknowledged: the array, polled since, keeps this side the source"
+            elif self.became_target_after(self.last_action_time):
+                note = f"{failed}; acknowledged, and the array has since made this side the target"
+            else:
+                return Progress(current=True, failure=failed, permanent=True)
             return Progress(current=True, completed=True, note=note)
         if state == READY:
             return Progress(current=True, completed=True, note=condition)
@@ -546,7 +574,7 @@ class PowerStoreAdapter(ReplicationAdapter):
         source with its link carrying data. Upstream keeps an RG in ``Error`` until another action succeeds (and
         accepts new actions from it). When the peer's RG confirms it is the target, this side still holds the
         data and may run the application: the failure is recorded as acknowledged (an annotation carrying the
-        action-history digest, so that any later outcome voids it) and the status counts as completed once the
+        digest of ``lastAction``, so that any later outcome voids it) and the status counts as completed once the
         replicator has polled the array since the failure. Anything else, and the RG's Error stands.
 
         Both RGs must have been polled by their replicators after the failure (``lastSuccessfulUpdate`` later
@@ -599,7 +627,7 @@ class PowerStoreAdapter(ReplicationAdapter):
                 object_ref=group.ref,
                 condition=group.state,
             )
-        body = {"metadata": {"annotations": {ACKNOWLEDGED_FAILURE_ANNOTATION: action_history_digest(group.document)}}}
+        body = {"metadata": {"annotations": {ACKNOWLEDGED_FAILURE_ANNOTATION: last_action_digest(group.document)}}}
         document = guarded_patch(self.api, REPLICATION_GROUPS, group.document, body)
         return WriteResult(cluster=self.cluster, changed=True, generations={group.ref: generation(document)})
 

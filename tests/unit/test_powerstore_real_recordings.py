@@ -267,3 +267,30 @@ def test_a_reprotect_finding_the_error_source_replicating_acknowledges_it_and_th
     clock = FakeClock()
     status = wait_for_resync(dc2, dc1, timeout=60, clock=clock, sleep=clock.sleep)
     assert status.cluster == "dc2" and PowerStoreAdapter.resync_complete(status) and clock.sleeps == 0
+
+
+def test_an_acknowledged_source_the_peer_later_makes_the_target_is_a_settled_follower() -> None:
+    """A fence's REPROTECT_LOCAL on the new source makes the acknowledged side the target; upstream keeps its Error."""
+    dc1, dc1_api, dc2, _ = failed_pair()
+    name = dc1.target.name or ""
+    dc1.promote(force=False, peer=dc2)
+
+    def made_target(document: JsonObject) -> None:
+        status = document["status"]
+        change = {
+            "condition": "Replication Link State:IsSource changed from (true) to (false)",
+            "time": "2026-12-03T12:10:00Z",
+        }
+        status["conditions"].insert(0, change)
+        status["replicationLinkState"].update(isSource=False, lastSuccessfulUpdate="2026-12-03T12:10:05Z")
+
+    dc1_api.edit(RG, name, made_target)
+    status = dc1.observe()
+    assert status.role is Role.SECONDARY and PowerStoreAdapter.resync_complete(status), status
+    assert "since made this side the target" in status.message
+
+    def never_moved(document: JsonObject) -> None:
+        document["status"]["conditions"].pop(0)
+
+    dc1_api.edit(RG, name, never_moved)
+    assert dc1.observe().failure_permanent, "a target with no recorded role change keeps its Error"
