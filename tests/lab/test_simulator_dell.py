@@ -46,7 +46,7 @@ def last_update(api: ClusterApi, name: str) -> str | None:
     return update
 
 
-def wait_status(api: ClusterApi, name: str, what: str, check: dict[str, object], timeout: float = 10) -> JsonObject:
+def wait_status(api: ClusterApi, name: str, what: str, check: dict[str, object], timeout: float = 30) -> JsonObject:
     """Wait until every dotted path of ``check`` has its value in the RG (``spec.action`` and status paths)."""
 
     def reached() -> JsonObject | None:
