@@ -174,7 +174,7 @@ def action_history_digest(document: JsonObject) -> str:
         "lastAction": mapping(document, "status", "lastAction"),
         "conditions": objects(document, "status", "conditions"),
     }
-    return hashlib.sha256(json.dumps(history, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+    return _digest(history)
 
 
 def last_action_digest(document: JsonObject) -> str:
@@ -184,8 +184,12 @@ def last_action_digest(document: JsonObject) -> str:
     ("Replication Link State:IsSource changed ..."): the peer's later REPROTECT_LOCAL making this side the target
     must not revive the failure, whereas any new outcome on this RG (a started action clears ``lastAction``) ends it.
     """
-    last = mapping(document, "status", "lastAction")
-    return hashlib.sha256(json.dumps(last, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+    return _digest(mapping(document, "status", "lastAction"))
+
+
+def _digest(value: object) -> str:
+    """A short, stable digest of a JSON value (keys sorted)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -564,7 +568,8 @@ class PowerStoreAdapter(ReplicationAdapter):
             return self._acknowledge_failure(group, follower, "re-protecting after a failed action")
         return self._request(
             Action.REPROTECT_LOCAL,
-            done=lambda group: group.is_source is True and group.link_state in FLOWING_LINK_STATES,
+            done=lambda read: read.is_source is True and read.link_state in FLOWING_LINK_STATES,
+            group=group,
         )
 
     def _acknowledge_failure(self, group: Group, peer: ReplicationAdapter | None, purpose: str) -> WriteResult:
@@ -589,31 +594,28 @@ class PowerStoreAdapter(ReplicationAdapter):
         """
         peer = require_peer(peer, Backend.POWERSTORE, cluster=self.cluster, purpose=purpose)
         self._refuse_while_busy(group, purpose)
-        failed_at = group.last_action_time
-        if not group.polled_since_last_action():
-            raise NotReadyError(
-                f"cannot acknowledge the failed action on {group.ref} for {purpose}: the replicator has not polled "
-                "the array since it failed; retry after its next poll",
-                cluster=self.cluster,
-                object_ref=group.ref,
-                condition=group.state,
-            )
         other = Group(peer.api.get(REPLICATION_GROUPS, peer.target.name or group.name))
+        # The peer's isSource is only as fresh as its replicator's last successful poll (none while an action is
+        # set or the array does not answer): acknowledge on a view of both sides taken after the failure.
         stale = (
             f"{other.action or other.running} is pending there"
             if other.action or other.running
             else f"its link is {other.link_state or 'not reported'}"
             if other.link_state in UNHEALTHY_LINK_STATES
             else "its replicator has not polled the array since the failure"
-            if not other.polled_after(failed_at)
+            if not other.polled_after(group.last_action_time)
             else ""
         )
-        if stale:
-            # The peer's isSource is only as fresh as its replicator's last successful poll (none while an action
-            # is set or the array does not answer): acknowledge on a view of both sides taken after the failure.
+        not_yet = (
+            "the replicator has not polled the array since it failed; retry after its next poll"
+            if not group.polled_since_last_action()
+            else f"the peer's RG on {peer.cluster} cannot confirm it is the target yet ({stale}); retry"
+            if stale
+            else ""
+        )
+        if not_yet:
             raise NotReadyError(
-                f"cannot acknowledge the failed action on {group.ref} for {purpose}: the peer's RG on {peer.cluster} "
-                f"cannot confirm it is the target yet ({stale}); retry",
+                f"cannot acknowledge the failed action on {group.ref} for {purpose}: {not_yet}",
                 cluster=self.cluster,
                 object_ref=group.ref,
                 condition=group.state,
@@ -649,9 +651,12 @@ class PowerStoreAdapter(ReplicationAdapter):
                 condition=group.state,
             )
 
-    def _request(self, action: Action, *, done: Callable[[Group], bool]) -> WriteResult:
-        """Set ``spec.action`` on this RG unless it is pending or its result already shows (module docstring)."""
-        group = self._read()
+    def _request(self, action: Action, *, done: Callable[[Group], bool], group: Group | None = None) -> WriteResult:
+        """Set ``spec.action`` on this RG unless it is pending or its result already shows (module docstring).
+
+        ``group``: the RG as the caller has just read it (otherwise it is read here).
+        """
+        group = group or self._read()
         unchanged = WriteResult(cluster=self.cluster, changed=False, generations={group.ref: group.generation})
         if group.action == action:
             return unchanged
