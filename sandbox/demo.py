@@ -1,9 +1,11 @@
-"""The demo data: PostgreSQL-like groups (one per backend, or more), primary on the first cluster, replicating.
+"""The demo data: PostgreSQL-like groups (one per backend, or more) and one Redis, primary on the first cluster.
 
 Each group lives in its own namespace on both clusters: a StatefulSet ``postgres`` (1 replica on the primary, 0 on
 the secondary) whose data, WAL and config PVCs exist on both sides (the replicated volumes), plus the backend's
-class and replication objects. :func:`demo_config` is the matching ``orchestrate.yaml``. :func:`demo_groups` makes
-more groups than the four named ones for site failovers: the backends in turn, spread over three priority tiers.
+class and replication objects. ``redis-prod`` is the single-volume group: a StatefulSet ``redis`` with one PVC,
+replicated by a csi-addons VolumeReplication of its own. :func:`demo_config` is the matching ``orchestrate.yaml``.
+:func:`demo_groups` makes more groups than the five named ones for site failovers: the four backends in turn,
+spread over three priority tiers.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from sandbox.simulator.kube import (
 
 VOLUMES = ("data", "wal", "config")
 APP = "postgres"
+SINGLE_VOLUME_APP = "redis"
+"""The application of the single-volume demo group (one PVC, ``data``)."""
 DELL_GROUP_LABEL = "replication.storage.dell.com/replicationGroupName"
 INITIAL_SOURCE_ANNOTATION = "sandbox.failover-orchestrator.io/initial-source"
 
@@ -40,6 +44,7 @@ CSI_VGRC = Resource(
     namespaced=False,
 )
 CSI_VGR = Resource("replication.storage.openshift.io", "v1alpha1", "volumegroupreplications", "VolumeGroupReplication")
+CSI_VR = Resource("replication.storage.openshift.io", "v1alpha1", "volumereplications", "VolumeReplication")
 CSI_VRC = Resource(
     "replication.storage.openshift.io",
     "v1alpha1",
@@ -82,6 +87,8 @@ class DemoGroup:
     backend: Backend
     priority: int | None = None
     """The site-failover tier (``None``: the configuration's default)."""
+    single_volume: bool = False
+    """csi-addons only: one PVC (a Redis StatefulSet's), replicated by a VolumeReplication rather than a VGR."""
 
     @property
     def namespace(self) -> str:
@@ -89,14 +96,24 @@ class DemoGroup:
         return self.name
 
     @property
+    def app(self) -> str:
+        """The StatefulSet (and its pods' ``app`` label)."""
+        return SINGLE_VOLUME_APP if self.single_volume else APP
+
+    @property
+    def volumes(self) -> tuple[str, ...]:
+        """The StatefulSet's volume claim templates."""
+        return VOLUMES[:1] if self.single_volume else VOLUMES
+
+    @property
     def pvcs(self) -> tuple[str, ...]:
         """The StatefulSet's PVC names for ordinal 0."""
-        return tuple(f"{volume}-{APP}-0" for volume in VOLUMES)
+        return tuple(f"{volume}-{self.app}-0" for volume in self.volumes)
 
     @property
     def replication_name(self) -> str:
-        """The VGR name, or the RG name for PowerStore."""
-        return f"rg-{self.name}" if self.backend is Backend.POWERSTORE else APP
+        """The VGR (or single-volume VR) name: the application's; the RG name for PowerStore."""
+        return f"rg-{self.name}" if self.backend is Backend.POWERSTORE else self.app
 
 
 DEMO_GROUPS = (
@@ -104,26 +121,36 @@ DEMO_GROUPS = (
     DemoGroup("pg-unified", Backend.UNIFIED),
     DemoGroup("pg-trident", Backend.TRIDENT),
     DemoGroup("pg-powerstore", Backend.POWERSTORE),
+    DemoGroup("redis-prod", Backend.CSI_ADDONS, single_volume=True),
 )
 TIER_PRIORITIES = (10, 20, 30)
 
 
-def demo_groups(count: int = len(DEMO_GROUPS)) -> tuple[DemoGroup, ...]:
-    """The first ``count`` of the four named demo groups, or more: the backends in turn, over three tiers.
+def demo_groups(count: int = len(DEMO_GROUPS), only: tuple[str, ...] = ()) -> tuple[DemoGroup, ...]:
+    """The first ``count`` of the five named demo groups, or more: the four backends in turn, over three tiers.
 
-    With more than four, the first third has priority 10, the next 20, the rest 30; the four alone keep the
-    configuration's default priority.
+    With more than five, the first third has priority 10, the next 20, the rest 30; the five alone keep the
+    configuration's default priority. ``only`` (names of named groups) chooses those instead of ``count``.
     """
+    if only:
+        unknown = sorted(set(only) - {g.name for g in DEMO_GROUPS})
+        if unknown:
+            known = ", ".join(g.name for g in DEMO_GROUPS)
+            raise ValueError(f"no demo group {', '.join(unknown)}; the demo groups are {known}")
+        return tuple(g for g in DEMO_GROUPS if g.name in only)
     if count < 1:
         raise ValueError("the lab needs at least one demo group")
     if count <= len(DEMO_GROUPS):
         return DEMO_GROUPS[:count]
-    backends = [g.backend for g in DEMO_GROUPS]
+    backends = [g.backend for g in DEMO_GROUPS if not g.single_volume]
     groups = []
     for index in range(count):
-        name = DEMO_GROUPS[index].name if index < len(DEMO_GROUPS) else f"app-{index + 1:03d}"
+        named = DEMO_GROUPS[index] if index < len(DEMO_GROUPS) else None
         tier = TIER_PRIORITIES[index * len(TIER_PRIORITIES) // count]
-        groups.append(DemoGroup(name, backends[index % len(backends)], tier))
+        if named is not None:
+            groups.append(DemoGroup(named.name, named.backend, tier, named.single_volume))
+        else:
+            groups.append(DemoGroup(f"app-{index + 1:03d}", backends[index % len(backends)], tier))
     return tuple(groups)
 
 
@@ -135,37 +162,41 @@ def _create(api: ClusterApi, resource: Resource, body: JsonObject, namespace: st
         return api.get(resource, body["metadata"]["name"], namespace)
 
 
-def _statefulset(replicas: int) -> JsonObject:
+def _statefulset(group: DemoGroup, replicas: int) -> JsonObject:
+    app = group.app
     claim = {
         "accessModes": ["ReadWriteOnce"],
         "resources": {"requests": {"storage": "1Gi"}},
         "storageClassName": "kwok-volume",
     }
+    image, mount = ("redis:7", "/data") if group.single_volume else ("postgres:16", "/var/lib/postgresql")
     return {
-        "metadata": {"name": APP, "labels": {"app": APP}},
+        "metadata": {"name": app, "labels": {"app": app}},
         "spec": {
             "replicas": replicas,
-            "serviceName": APP,
-            "selector": {"matchLabels": {"app": APP}},
+            "serviceName": app,
+            "selector": {"matchLabels": {"app": app}},
             "template": {
-                "metadata": {"labels": {"app": APP}},
+                "metadata": {"labels": {"app": app}},
                 "spec": {
                     "containers": [
                         {
-                            "name": "postgres",
-                            "image": "postgres:16",
-                            "volumeMounts": [{"name": v, "mountPath": f"/var/lib/postgresql/{v}"} for v in VOLUMES],
+                            "name": app,
+                            "image": image,
+                            "volumeMounts": [{"name": v, "mountPath": f"{mount}/{v}"} for v in group.volumes],
                         }
                     ]
                 },
             },
-            "volumeClaimTemplates": [{"metadata": {"name": v, "labels": {"app": APP}}, "spec": claim} for v in VOLUMES],
+            "volumeClaimTemplates": [
+                {"metadata": {"name": v, "labels": {"app": app}}, "spec": claim} for v in group.volumes
+            ],
         },
     }
 
 
 def _pvc(group: DemoGroup, name: str, real_dell: bool) -> JsonObject:
-    labels = {"app": APP}
+    labels = {"app": group.app}
     if group.backend is Backend.POWERSTORE and not real_dell:
         labels[DELL_GROUP_LABEL] = group.replication_name
     spec: JsonObject = {
@@ -275,7 +306,7 @@ def install_group(
             name: _create(api, PVCS, _pvc(group, name, real_dell), group.namespace)["metadata"]["uid"]
             for name in group.pvcs
         }
-        _create(api, STATEFULSETS, _statefulset(1 if cluster == primary else 0), group.namespace)
+        _create(api, STATEFULSETS, _statefulset(group, 1 if cluster == primary else 0), group.namespace)
     if group.backend is Backend.POWERSTORE and real_dell:
         return  # the upstream replicator makes the RGs from the volumes (see dell_replication_groups)
     for cluster in (primary, secondary):
@@ -327,21 +358,22 @@ def _install_replication(
                 },
             },
         )
-        _create(
-            api,
-            CSI_VGR,
-            {
-                "metadata": {"name": APP},
-                "spec": {
-                    "volumeGroupReplicationClassName": "rbd-group",
-                    "volumeReplicationClassName": "rbd-volume",
-                    "source": {"selector": {"matchLabels": {"app": APP}}},
-                    "replicationState": role,
-                    "autoResync": False,
-                },
-            },
-            namespace,
-        )
+        if group.single_volume:
+            (pvc,) = group.pvcs
+            spec: JsonObject = {
+                "volumeReplicationClass": "rbd-volume",
+                "dataSource": {"kind": "PersistentVolumeClaim", "name": pvc},
+            }
+            resource = CSI_VR
+        else:
+            spec = {
+                "volumeGroupReplicationClassName": "rbd-group",
+                "volumeReplicationClassName": "rbd-volume",
+                "source": {"selector": {"matchLabels": {"app": group.app}}},
+            }
+            resource = CSI_VGR
+        spec.update(replicationState=role, autoResync=False)
+        _create(api, resource, {"metadata": {"name": group.replication_name}, "spec": spec}, namespace)
     elif group.backend is Backend.UNIFIED:
         _create(
             api,
@@ -355,10 +387,10 @@ def _install_replication(
             api,
             UNIFIED_VGR,
             {
-                "metadata": {"name": APP},
+                "metadata": {"name": group.replication_name},
                 "spec": {
                     "volumeGroupReplicationClass": "unified-group",
-                    "selector": {"matchLabels": {"app": APP}},
+                    "selector": {"matchLabels": {"app": group.app}},
                     "replicationState": role,
                     "autoResync": False,
                 },
@@ -470,13 +502,15 @@ def demo_config(
             replication["snapshot_class"] = "trident-snapshots"
         else:
             replication["name"] = (replication_names or {}).get(group.name, group.replication_name)
+        if group.single_volume:
+            replication["single_volume"] = True
         entry: dict[str, Any] = {
             "name": group.name,
             "namespace": group.namespace,
             "backend": group.backend.value,
             "clusters": list(clusters),
             "replication": replication,
-            "workloads": [{"kind": "StatefulSet", "name": APP, "replicas": 1}],
+            "workloads": [{"kind": "StatefulSet", "name": group.app, "replicas": 1}],
             "rpo": "5m",
             "monitor_interval": "1s",
             "timeouts": {

@@ -33,8 +33,8 @@ from sandbox.temporal_server import TemporalDevServer, TemporalState
 DEFAULT_CLUSTERS = ("dc1", "dc2")
 DEFAULT_TEMPORAL_PORT = 7233
 DEFAULT_TEMPORAL_UI_PORT = 8233
-DEFAULT_DEMO_GROUPS = 4
-"""The four named demo groups, one per backend."""
+DEFAULT_DEMO_GROUPS = 5
+"""The five named demo groups: one per backend, and the single-volume csi-addons group ``redis-prod``."""
 MAX_DEMO_GROUPS = 200
 
 STORAGE_CLASS: dict[str, Any] = {
@@ -89,8 +89,10 @@ class Lab:
         demo_groups: int = DEFAULT_DEMO_GROUPS,
         csi_addons: CsiAddonsBuild | None = None,
         dell: DellReplicationBuild | None = None,
+        demo_only: tuple[str, ...] = (),
     ) -> None:
         self.root = root
+        self.demo_only = demo_only
         self.csi_addons = csi_addons
         self.dell = dell
         self.demo_groups = demo_groups
@@ -130,6 +132,7 @@ class Lab:
         demo_groups: int = DEFAULT_DEMO_GROUPS,
         real_csi_addons: bool = False,
         real_dell: bool = False,
+        demo_only: tuple[str, ...] = (),
     ) -> Lab:
         """Plan a new lab; ports are free ones (Temporal gets 7233/8233 when asked and free).
 
@@ -143,11 +146,12 @@ class Lab:
             with_simulator: start the storage simulator process.
             with_demo: install the demo groups and write ``orchestrate.yaml`` (needs the simulator).
             with_worker: run an ``orchestrate worker`` for the demo configuration (needs the demo).
-            demo_groups: how many demo groups (the four named ones; more are spread over three priority tiers).
+            demo_groups: how many demo groups (the five named ones; more are spread over three priority tiers).
             real_csi_addons: run the upstream csi-addons manager and sidecar on every cluster (built when
                 missing), the simulator answering their driver calls (needs the simulator).
             real_dell: run the upstream Dell csm-replication controller and replicator on every cluster (built
                 when missing), the simulator answering the replicator's PowerStore calls (needs the simulator).
+            demo_only: install only these named demo groups (instead of ``demo_groups``).
         """
         root = root or default_root()
         if (root / "state.json").exists():
@@ -181,6 +185,7 @@ class Lab:
             demo_groups,
             csi_addons,
             dell,
+            demo_only,
         )
 
     @classmethod
@@ -206,6 +211,7 @@ class Lab:
             int(data.get("demo_groups", DEFAULT_DEMO_GROUPS)),
             CsiAddonsBuild.from_dict(data["csi_addons"]) if data.get("csi_addons") else None,
             DellReplicationBuild.from_dict(data["dell"]) if data.get("dell") else None,
+            tuple(data.get("demo_only", ())),
         )
 
     def save(self) -> None:
@@ -217,6 +223,7 @@ class Lab:
             "simulator": self.simulator.state.to_dict() if self.simulator else None,
             "demo": self.demo,
             "demo_groups": self.demo_groups,
+            "demo_only": list(self.demo_only),
             "csi_addons": self.csi_addons.to_dict() if self.csi_addons else None,
             "dell": self.dell.to_dict() if self.dell else None,
             "worker": self.worker.state.to_dict() if self.worker else None,
@@ -281,7 +288,7 @@ class Lab:
         )
 
         primary, secondary = list(self.clusters)[:2]
-        groups = demo_groups(self.demo_groups)
+        groups = demo_groups(self.demo_groups, self.demo_only)
         apis = self.cluster_apis()
         try:
             install_demo(apis, primary, secondary, groups, real_dell=self.dell is not None)

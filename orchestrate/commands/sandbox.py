@@ -51,7 +51,10 @@ def up(
             "--groups",
             min=1,
             max=MAX_DEMO_GROUPS,
-            help="Demo groups: the four named ones (one per backend); more are app-005... in three priority tiers.",
+            help=(
+                "Demo groups: the five named ones (one per backend, and the single-volume redis-prod); more are "
+                "app-006... in three priority tiers."
+            ),
         ),
     ] = DEFAULT_DEMO_GROUPS,
     real_csi_addons: Annotated[
@@ -116,9 +119,11 @@ def up(
     console.print(f"  kubeconfig: {summary.kubeconfig}")
     console.print(f"  configuration: {summary.config_file} (used by every command while no other is given)")
     made = demo_groups(groups)
-    named = ", ".join(f"{g.name} ({g.backend.value})" for g in made[:DEFAULT_DEMO_GROUPS])
+    named = ", ".join(
+        f"{g.name} ({g.backend.value}{', one volume' if g.single_volume else ''})" for g in made[:DEFAULT_DEMO_GROUPS]
+    )
     more = len(made) - DEFAULT_DEMO_GROUPS
-    extra = f" and {more} more (app-005...) in priority tiers 10, 20, 30" if more > 0 else ""
+    extra = f" and {more} more (app-{DEFAULT_DEMO_GROUPS + 1:03d}...) in priority tiers 10, 20, 30" if more > 0 else ""
     console.print(f"  demo groups: {named}{extra}; Primary on dc1")
     console.print(f"\n  export KUBECONFIG={summary.kubeconfig}\n  kubectl --context dc1 get nodes")
 

@@ -139,10 +139,16 @@ class FullLab:
 
 
 def running_full_lab(
-    root: Path, demo_groups: int = DEFAULT_DEMO_GROUPS, real_csi_addons: bool = False, real_dell: bool = False
+    root: Path,
+    demo_groups: int = DEFAULT_DEMO_GROUPS,
+    real_csi_addons: bool = False,
+    real_dell: bool = False,
+    demo_only: tuple[str, ...] = (),
 ) -> Iterator[FullLab]:
-    """A full lab in ``root`` with ``demo_groups`` demo groups and a worker, for as long as the generator runs."""
-    lab = Lab.create(root, demo_groups=demo_groups, real_csi_addons=real_csi_addons, real_dell=real_dell)
+    """A full lab in ``root`` with ``demo_groups`` demo groups (or ``demo_only``) and a worker, while it runs."""
+    lab = Lab.create(
+        root, demo_groups=demo_groups, real_csi_addons=real_csi_addons, real_dell=real_dell, demo_only=demo_only
+    )
     try:
         lab.up()
         env = {
@@ -174,7 +180,7 @@ def running_full_lab(
 
 @pytest.fixture(scope="package")
 def full_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FullLab]:
-    """The four named demo groups (one per backend), Primary on dc1."""
+    """The five named demo groups (one per backend, and the single-volume redis-prod), Primary on dc1."""
     yield from running_full_lab(tmp_path_factory.mktemp("e2e-lab"))
 
 
@@ -324,6 +330,12 @@ def sampler_for(full_lab: FullLab) -> Iterator[Any]:
 def lost_writes(full_lab: FullLab, group: str) -> int:
     """Writes lost at promotion for the group's volumes, per the simulator's ledger."""
     return sum(v.lost_at_promotion for v in full_lab.simulator.ledger(group).volumes)
+
+
+@pytest.fixture()
+def scenario_group() -> str:
+    """The group the shared failure scenarios (compensation, abort, worker crash) run on; a package may override it."""
+    return "pg-prod"
 
 
 @pytest.fixture()

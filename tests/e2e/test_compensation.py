@@ -1,4 +1,4 @@
-"""End to end through the real CLI: a planned failover of pg-prod that fails before the promotion is compensated.
+"""End to end through the real CLI: a planned failover that fails before the promotion is compensated.
 
 Three injected storage faults, each with a short step timeout from a variant of the lab's configuration (the
 worker re-reads its file, so the variant decides the timeout: each step fails after 5 s although the lab's own
@@ -43,13 +43,12 @@ from tests.e2e.configs import (
 )
 from tests.e2e.conftest import CliResult, FullLab
 
-GROUP = "pg-prod"
 SHORT = "5s"
 STEP_DEADLINE = 20.0
 """Seconds a step with a 5 s timeout may take in the lab (a worker using the lab's own minutes would exceed it)."""
 
 
-def _failover(full_lab: FullLab, config: Path, group: str = GROUP) -> CliResult:
+def _failover(full_lab: FullLab, config: Path, group: str) -> CliResult:
     return full_lab.cli("failover", "--group", group, "--yes", "--json", "--config", str(config))
 
 
@@ -61,7 +60,7 @@ def assert_compensated(
     failed_step: tuple[str, str],
     causes: list[str],
     undone: list[str],
-    group: str = GROUP,
+    group: str,
 ) -> None:
     """The CLI's answer, ``status``, the ledger and the pods after a failover that failed and was compensated."""
     assert result.code == 4, result.stdout + result.stderr
@@ -85,7 +84,7 @@ def assert_undone(
     *,
     phase: str,
     undone: list[str],
-    group: str = GROUP,
+    group: str,
 ) -> None:
     """Exit 4, the phase, what was undone; then ``status``, the pods and the ledger: dc1 as before, nothing lost."""
     assert result.code == 4, result.stdout + result.stderr
@@ -114,7 +113,8 @@ def assert_undone(
 
     pods = app_pods(full_lab, group)
     assert pods["dc1"] and pods["dc2"] == [], pods
-    assert desired_replicas(full_lab, group) == {"dc1": {"postgres": 1}, "dc2": {"postgres": 0}}
+    apps = [w.name for w in full_lab.config.group(group).workloads]
+    assert desired_replicas(full_lab, group) == {"dc1": dict.fromkeys(apps, 1), "dc2": dict.fromkeys(apps, 0)}
     assert lost_per_volume(full_lab, group) == lost_before
     assert all(v.writable == ["dc1"] for v in full_lab.simulator.ledger(group).volumes)
 
@@ -130,12 +130,14 @@ def _stalled_final_sync_status(full_lab: FullLab) -> str:
     return "Secondary, final sync running"
 
 
-def test_demote_failing_forever_is_compensated(full_lab: FullLab, home: None, sampler_for: Any, tmp_path: Path) -> None:
-    with config_variant(full_lab, GROUP, final_sync=SHORT, demote=SHORT) as config:
-        lost_before = lost_per_volume(full_lab, GROUP)
-        full_lab.simulator.add_fault(GROUP, "fail-demote", cluster="dc1")
-        with sampler_for(GROUP):
-            result = _failover(full_lab, config)
+def test_demote_failing_forever_is_compensated(
+    full_lab: FullLab, home: None, scenario_group: str, sampler_for: Any, tmp_path: Path
+) -> None:
+    with config_variant(full_lab, scenario_group, final_sync=SHORT, demote=SHORT) as config:
+        lost_before = lost_per_volume(full_lab, scenario_group)
+        full_lab.simulator.add_fault(scenario_group, "fail-demote", cluster="dc1")
+        with sampler_for(scenario_group):
+            result = _failover(full_lab, config, scenario_group)
             assert_compensated(
                 full_lab,
                 result,
@@ -143,16 +145,19 @@ def test_demote_failing_forever_is_compensated(full_lab: FullLab, home: None, sa
                 failed_step=("wait for final sync", "dc1"),
                 causes=["final sync complete: not reached within 5s", "FailedToDemote"],
                 undone=["re-promote dc1", "restart workloads on dc1"],
+                group=scenario_group,
             )
 
 
-def test_stalled_final_sync_is_compensated(full_lab: FullLab, home: None, sampler_for: Any, tmp_path: Path) -> None:
-    with config_variant(full_lab, GROUP, final_sync=SHORT) as config:
-        lost_before = lost_per_volume(full_lab, GROUP)
-        full_lab.simulator.add_fault(GROUP, "stall-final-sync")
-        with sampler_for(GROUP):
+def test_stalled_final_sync_is_compensated(
+    full_lab: FullLab, home: None, scenario_group: str, sampler_for: Any, tmp_path: Path
+) -> None:
+    with config_variant(full_lab, scenario_group, final_sync=SHORT) as config:
+        lost_before = lost_per_volume(full_lab, scenario_group)
+        full_lab.simulator.add_fault(scenario_group, "stall-final-sync")
+        with sampler_for(scenario_group):
             with slow_shipments(full_lab):
-                result = _failover(full_lab, config)
+                result = _failover(full_lab, config, scenario_group)
             assert_compensated(
                 full_lab,
                 result,
@@ -160,6 +165,7 @@ def test_stalled_final_sync_is_compensated(full_lab: FullLab, home: None, sample
                 failed_step=("wait for final sync", "dc1"),
                 causes=["final sync complete: not reached within 5s", _stalled_final_sync_status(full_lab)],
                 undone=["re-promote dc1", "restart workloads on dc1"],
+                group=scenario_group,
             )
 
 
@@ -187,13 +193,13 @@ def test_stalled_trident_snapshot_transfer_is_compensated_without_a_promotion(
 
 
 def test_promotion_failing_forever_is_compensated(
-    full_lab: FullLab, home: None, sampler_for: Any, tmp_path: Path
+    full_lab: FullLab, home: None, scenario_group: str, sampler_for: Any, tmp_path: Path
 ) -> None:
-    with config_variant(full_lab, GROUP, promote=SHORT) as config:
-        lost_before = lost_per_volume(full_lab, GROUP)
-        full_lab.simulator.add_fault(GROUP, "fail-promote", cluster="dc2")
-        with sampler_for(GROUP):
-            result = _failover(full_lab, config)
+    with config_variant(full_lab, scenario_group, promote=SHORT) as config:
+        lost_before = lost_per_volume(full_lab, scenario_group)
+        full_lab.simulator.add_fault(scenario_group, "fail-promote", cluster="dc2")
+        with sampler_for(scenario_group):
+            result = _failover(full_lab, config, scenario_group)
             assert_compensated(
                 full_lab,
                 result,
@@ -201,27 +207,30 @@ def test_promotion_failing_forever_is_compensated(
                 failed_step=("wait for promotion", "dc2"),
                 causes=["promoted: not reached within 5s", "FailedToPromote"],
                 undone=["return dc2 to Secondary", "re-promote dc1", "restart workloads on dc1"],
+                group=scenario_group,
             )
 
 
-def test_abort_during_final_sync_is_compensated(full_lab: FullLab, home: None, sampler_for: Any) -> None:
-    lost_before = lost_per_volume(full_lab, GROUP)
-    full_lab.simulator.add_fault(GROUP, "stall-final-sync")
-    with sampler_for(GROUP):
+def test_abort_during_final_sync_is_compensated(
+    full_lab: FullLab, home: None, scenario_group: str, sampler_for: Any
+) -> None:
+    lost_before = lost_per_volume(full_lab, scenario_group)
+    full_lab.simulator.add_fault(scenario_group, "stall-final-sync")
+    with sampler_for(scenario_group):
         with slow_shipments(full_lab):
-            running = full_lab.cli_background("failover", "--group", GROUP, "--yes", "--json")
+            running = full_lab.cli_background("failover", "--group", scenario_group, "--yes", "--json")
             try:
                 waiting = wait_for_status(
                     full_lab,
-                    GROUP,
+                    scenario_group,
                     lambda v: operation_phase(v) == "WaitingForFinalSync",
                     "the failover waiting for the (stalled) final sync",
                 )
                 assert waiting["operation"]["status"] == "RUNNING"
-                aborted = full_lab.cli("abort", "--group", GROUP, "--by", "e2e-operator", "--json")
+                aborted = full_lab.cli("abort", "--group", scenario_group, "--by", "e2e-operator", "--json")
                 assert aborted.code == 0, aborted.stdout + aborted.stderr
                 assert aborted.json() == {
-                    "group": GROUP,
+                    "group": scenario_group,
                     "action": "abort",
                     "answer": "abort requested by e2e-operator: compensating",
                 }
@@ -231,7 +240,12 @@ def test_abort_during_final_sync_is_compensated(full_lab: FullLab, home: None, s
                     running.kill()
         result = CliResult(running.returncode, stdout, stderr)
         assert_undone(
-            full_lab, result, lost_before, phase="Aborted", undone=["re-promote dc1", "restart workloads on dc1"]
+            full_lab,
+            result,
+            lost_before,
+            phase="Aborted",
+            undone=["re-promote dc1", "restart workloads on dc1"],
+            group=scenario_group,
         )
     document = result.json()
     assert document["message"] == "aborted by e2e-operator; undone: re-promote dc1, restart workloads on dc1"
@@ -239,42 +253,47 @@ def test_abort_during_final_sync_is_compensated(full_lab: FullLab, home: None, s
     (cancelled,) = [s for s in document["progress"]["steps"] if s["outcome"] == "cancelled"]
     assert (cancelled["name"], cancelled["cluster"]) == ("wait for final sync", "dc1")
     assert not any(s["name"] == "promote" for s in document["progress"]["steps"])
-    again = full_lab.cli("abort", "--group", GROUP, "--json")
+    again = full_lab.cli("abort", "--group", scenario_group, "--json")
     assert again.code == 3, again.stdout + again.stderr
-    assert again.json()["error"]["message"].startswith(f"no running operation on {GROUP}"), again.stdout
+    assert again.json()["error"]["message"].startswith(f"no running operation on {scenario_group}"), again.stdout
 
 
-def test_an_undo_that_fails_is_finished_by_resume(full_lab: FullLab, home: None, sampler_for: Any) -> None:
+def test_an_undo_that_fails_is_finished_by_resume(
+    full_lab: FullLab, home: None, scenario_group: str, sampler_for: Any
+) -> None:
     dc1 = full_lab.lab.clusters["dc1"]
-    with config_variant(full_lab, GROUP, final_sync=SHORT, demote=SHORT, start=SHORT) as config:
-        lost_before = lost_per_volume(full_lab, GROUP)
-        full_lab.simulator.add_fault(GROUP, "fail-demote", cluster="dc1")
+    with config_variant(full_lab, scenario_group, final_sync=SHORT, demote=SHORT, start=SHORT) as config:
+        lost_before = lost_per_volume(full_lab, scenario_group)
+        full_lab.simulator.add_fault(scenario_group, "fail-demote", cluster="dc1")
         # dc1 cannot schedule pods: the quiesce still works (the pod is deleted), the restart of the undo does not.
         dc1.stop_component("kube-scheduler")
         full_lab.lab.save()
-        with sampler_for(GROUP):
-            result = _failover(full_lab, config)
+        with sampler_for(scenario_group):
+            result = _failover(full_lab, config, scenario_group)
             assert result.code == 5, result.stdout + result.stderr
             document = result.json()
             assert document["outcome"] == "needs-attention"
             message = document["message"]
             assert "compensation stopped at restart workloads on dc1" in message, message
-            assert f"orchestrate resume --group {GROUP}" in message, message
+            assert f"orchestrate resume --group {scenario_group}" in message, message
             assert document["progress"]["left_to_do"] == ["restart workloads on dc1"]
             assert document["progress"]["leaves_primary_on"] == "dc1"
-            assert app_pods(full_lab, GROUP) == {"dc1": [], "dc2": []}
+            assert app_pods(full_lab, scenario_group) == {"dc1": [], "dc2": []}
 
             dc1.start_component("kube-scheduler")  # the operator fixes dc1
             full_lab.lab.save()
             full_lab.simulator.remove_faults()
-            resumed = full_lab.cli("resume", "--group", GROUP, "--yes", "--json", "--config", str(config))
+            resumed = full_lab.cli("resume", "--group", scenario_group, "--yes", "--json", "--config", str(config))
             assert resumed.code == 0, resumed.stdout + resumed.stderr
             assert resumed.json()["progress"]["target"] == "dc1"
 
             view = wait_for_status(
-                full_lab, GROUP, lambda v: v["primary"] == "dc1" and v["protected"], "dc1 Primary and protected"
+                full_lab,
+                scenario_group,
+                lambda v: v["primary"] == "dc1" and v["protected"],
+                "dc1 Primary and protected",
             )
             assert view["operation"]["outcome"] == "succeeded"
-            pods = app_pods(full_lab, GROUP)
+            pods = app_pods(full_lab, scenario_group)
             assert pods["dc1"] and pods["dc2"] == [], pods
-            assert lost_per_volume(full_lab, GROUP) == lost_before
+            assert lost_per_volume(full_lab, scenario_group) == lost_before

@@ -1,4 +1,4 @@
-"""End to end through the real CLI: planned failover and failback of a group, for each of the four backends.
+"""End to end through the real CLI: planned failover and failback of each demo group (every backend, and one VR).
 
 The invariant sampler watches both sides during each run (never two Primary replicas, the application never on
 both sites); afterwards ``status`` shows the group protected on the new side and the simulator's ledger shows no
@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e.conftest import FullLab, lost_writes
 
-GROUPS = ["pg-prod", "pg-unified", "pg-trident", "pg-powerstore"]
+GROUPS = ["pg-prod", "pg-unified", "pg-trident", "pg-powerstore", "redis-prod"]
 
 
 @pytest.mark.parametrize("group", GROUPS)

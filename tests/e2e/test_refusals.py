@@ -38,7 +38,7 @@ from tests.e2e.configs import (
 from tests.e2e.conftest import ORCHESTRATE, CliResult, FullLab
 
 GROUP = "pg-prod"
-KNOWN_GROUPS = "pg-prod, pg-unified, pg-trident, pg-powerstore"
+KNOWN_GROUPS = "pg-prod, pg-unified, pg-trident, pg-powerstore, redis-prod"
 OBSERVING_STEPS = {"resolve group", "observe roles", "preflight"}
 
 

@@ -1,4 +1,4 @@
-"""End to end: the worker process is SIGKILLed while a planned failover of pg-prod waits for its final sync.
+"""End to end: the worker process is SIGKILLed while a planned failover waits for its final sync.
 
 The final sync is held back (``stall-final-sync``; shipments are slowed for the run so that dc1 holds unshipped
 writes when it is demoted), the failover runs through the real CLI in the background, and once ``status`` shows
@@ -27,26 +27,27 @@ from tests.e2e.configs import (
 )
 from tests.e2e.conftest import CliResult, FullLab
 
-GROUP = "pg-prod"
 WRITE_STEPS = ("stop workloads", "prepare sync point", "demote", "promote", "start workloads", "reprotect")
 """Steps that change the clusters (the others only observe or wait)."""
 
 
-def test_worker_killed_during_final_sync_wait(full_lab: FullLab, home: None, sampler_for: Any) -> None:
-    lost_before = lost_per_volume(full_lab, GROUP)
-    full_lab.simulator.add_fault(GROUP, "stall-final-sync")
-    with sampler_for(GROUP):
+def test_worker_killed_during_final_sync_wait(
+    full_lab: FullLab, home: None, scenario_group: str, sampler_for: Any
+) -> None:
+    lost_before = lost_per_volume(full_lab, scenario_group)
+    full_lab.simulator.add_fault(scenario_group, "stall-final-sync")
+    with sampler_for(scenario_group):
         with slow_shipments(full_lab):
-            running = full_lab.cli_background("failover", "--group", GROUP, "--yes", "--json")
+            running = full_lab.cli_background("failover", "--group", scenario_group, "--yes", "--json")
             try:
                 wait_for_status(
                     full_lab,
-                    GROUP,
+                    scenario_group,
                     lambda v: operation_phase(v) == "WaitingForFinalSync",
                     "the failover waiting for the (stalled) final sync",
                 )
                 full_lab.kill_worker()
-                silent = full_lab.cli("status", "--group", GROUP, "--json")
+                silent = full_lab.cli("status", "--group", scenario_group, "--json")
                 assert silent.code == 0, silent.stdout + silent.stderr
                 (entry,) = silent.json()
                 operation = entry["operation"]
@@ -54,12 +55,14 @@ def test_worker_killed_during_final_sync_wait(full_lab: FullLab, home: None, sam
                 assert operation["phase"] == "WaitingForFinalSync", operation  # as last published by the workflow
                 assert f"{operation['workflow_id']} did not answer" in operation["message"], operation
                 assert "is `orchestrate worker` running" in operation["message"], operation
-                human = full_lab.cli("status", "--group", GROUP)
+                human = full_lab.cli("status", "--group", scenario_group)
                 assert human.code == 0, human.stdout + human.stderr
                 assert "did not answer" in " ".join(human.stdout.split()), human.stdout
-                assert full_lab.simulator.remove_faults(GROUP, kind="stall-final-sync") == 1
+                assert full_lab.simulator.remove_faults(scenario_group, kind="stall-final-sync") == 1
                 wait_for(
-                    lambda: all(v.final_sync_pending is None for v in full_lab.simulator.ledger(GROUP).volumes),
+                    lambda: all(
+                        v.final_sync_pending is None for v in full_lab.simulator.ledger(scenario_group).volumes
+                    ),
                     "the storage finishing the final sync while no worker runs",
                 )
                 full_lab.start_worker()
@@ -74,7 +77,7 @@ def test_worker_killed_during_final_sync_wait(full_lab: FullLab, home: None, sam
     assert document["outcome"] == "succeeded"
     progress = document["progress"]
     assert progress["phase"] == "Relocated"
-    assert document["message"] == f"{GROUP} relocated from dc1 to dc2"
+    assert document["message"] == f"{scenario_group} relocated from dc1 to dc2"
     assert progress["compensated"] == []
 
     steps = progress["steps"]
@@ -87,10 +90,10 @@ def test_worker_killed_during_final_sync_wait(full_lab: FullLab, home: None, sam
     assert "timed out" in (final_sync["last_error"] or ""), final_sync
     assert not {"re-promote", "restart workloads", "return to Secondary"} & {s["name"] for s in steps}
 
-    view = wait_for_status(full_lab, GROUP, lambda v: v["protected"], "the group protected on dc2")
+    view = wait_for_status(full_lab, scenario_group, lambda v: v["protected"], "the group protected on dc2")
     assert view["primary"] == "dc2"
     assert (view["operation"]["outcome"], view["operation"]["phase"]) == ("succeeded", "Relocated")
-    pods = app_pods(full_lab, GROUP)
+    pods = app_pods(full_lab, scenario_group)
     assert pods["dc2"] and pods["dc1"] == [], pods
-    assert lost_per_volume(full_lab, GROUP) == lost_before
-    assert all(v.writable == ["dc2"] for v in full_lab.simulator.ledger(GROUP).volumes)
+    assert lost_per_volume(full_lab, scenario_group) == lost_before
+    assert all(v.writable == ["dc2"] for v in full_lab.simulator.ledger(scenario_group).volumes)

@@ -2,13 +2,15 @@
 
 The lab runs the csi-addons manager and the sidecar on each cluster; the storage simulator only answers the
 driver socket (ceph-csi's RBD semantics), so every VolumeGroupReplication, its VolumeGroupReplicationContent and
-inner VolumeReplication status here is written by the upstream code. Covered:
+inner VolumeReplication status here, and redis-prod's own VolumeReplication status, is written by the upstream
+code. Covered:
 
-- who writes the status: the status subresource's field manager is ``csi-addons-manager`` on both clusters, and
-  each sidecar's CSIAddonsNode is Connected (the manager reached it at ``pod://`` on 127.0.0.1);
-- a planned failover and failback of pg-prod, with the invariant sampler and no acknowledged write lost;
-- an unplanned failover with dc1 lost and its fence on return: dc1 demoted with resync by the real controller,
-  the group protected again on dc2;
+- who writes the status: the status subresource's field manager is ``csi-addons-manager`` on both clusters (for
+  pg-prod's VGR and its VR, and redis-prod's VR), and each sidecar's CSIAddonsNode is Connected (the manager
+  reached it at ``pod://`` on 127.0.0.1);
+- a planned failover and failback of each group, with the invariant sampler and no acknowledged write lost;
+- an unplanned failover of each group with dc1 lost and its fence on return: dc1 demoted with resync by the real
+  controller, the group protected again on dc2;
 - finding 1 of issue 11: the VGR controller re-stamps its inner VR's old status with the VGR's generation before
   the VR has acted (the driver's demote is slowed to make the moment last); the adapter does not take that status
   as current, and does once the VR has acted;
@@ -27,20 +29,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from adapters.registry import adapter_for
 from clusters.registry import ClusterRegistry
 from sandbox.csi_addons import NAMESPACE
 from tests.e2e.configs import wait_for
 from tests.e2e.conftest import FullLab
+from tests.e2e.real_csi_addons.conftest import GROUPS
 from tests.e2e.real_scenarios import planned_failover_and_failback, unplanned_failover_and_fence_on_return
 
 GROUP = "pg-prod"
 REPLICATION_API = "/apis/replication.storage.openshift.io/v1alpha1"
 
 
-def _status_managers(full_lab: FullLab, cluster: str, plural: str) -> dict[str, set[str]]:
+def _status_managers(full_lab: FullLab, cluster: str, namespace: str, plural: str) -> dict[str, set[str]]:
     """The field managers of each object's status subresource, by object name."""
-    listed = full_lab.lab.cluster(cluster).request("GET", f"{REPLICATION_API}/namespaces/{GROUP}/{plural}").json()
+    listed = full_lab.lab.cluster(cluster).request("GET", f"{REPLICATION_API}/namespaces/{namespace}/{plural}").json()
     return {
         item["metadata"]["name"]: {
             entry["manager"] for entry in item["metadata"].get("managedFields", []) if entry.get("subresource")
@@ -51,10 +56,21 @@ def _status_managers(full_lab: FullLab, cluster: str, plural: str) -> dict[str, 
 
 def test_the_upstream_controllers_write_the_replication_status(full_lab: FullLab, home: None) -> None:
     for cluster in ("dc1", "dc2"):
-        for plural in ("volumegroupreplications", "volumereplications"):
-            managers = _status_managers(full_lab, cluster, plural)
-            assert managers, f"{cluster}: no {plural}"
+        for namespace, plural in (
+            (GROUP, "volumegroupreplications"),
+            (GROUP, "volumereplications"),
+            ("redis-prod", "volumereplications"),
+        ):
+            managers = _status_managers(full_lab, cluster, namespace, plural)
+            assert managers, f"{cluster}: no {plural} in {namespace}"
             assert all(m == {"csi-addons-manager"} for m in managers.values()), (cluster, plural, managers)
+        (redis,) = (
+            full_lab.lab.cluster(cluster)
+            .request("GET", f"{REPLICATION_API}/namespaces/redis-prod/volumereplications")
+            .json()["items"]
+        )
+        assert redis["spec"]["dataSource"] == {"kind": "PersistentVolumeClaim", "name": "data-redis-0"}, redis
+        assert redis["status"]["state"] == ("Primary" if cluster == "dc1" else "Secondary"), redis["status"]
         nodes = full_lab.lab.cluster(cluster).request(
             "GET", f"/apis/csiaddons.openshift.io/v1alpha1/namespaces/{NAMESPACE}/csiaddonsnodes"
         )
@@ -67,13 +83,15 @@ def test_the_upstream_controllers_write_the_replication_status(full_lab: FullLab
         assert processes["csi-addons-manager"] and processes["csi-addons-sidecar"], processes
 
 
-def test_planned_failover_and_failback(full_lab: FullLab, home: None, sampler_for: Any) -> None:
-    planned_failover_and_failback(full_lab, GROUP, sampler_for)
+@pytest.mark.parametrize("group", GROUPS)
+def test_planned_failover_and_failback(full_lab: FullLab, home: None, sampler_for: Any, group: str) -> None:
+    planned_failover_and_failback(full_lab, group, sampler_for)
 
 
-def test_unplanned_failover_and_fence_on_return(full_lab: FullLab, home: None, sampler_for: Any) -> None:
+@pytest.mark.parametrize("group", GROUPS)
+def test_unplanned_failover_and_fence_on_return(full_lab: FullLab, home: None, sampler_for: Any, group: str) -> None:
     # The real VR controller requeues a secondary that is not yet resynced every 30 s: give it two passes.
-    unplanned_failover_and_fence_on_return(full_lab, GROUP, sampler_for, fence_timeout=150)
+    unplanned_failover_and_fence_on_return(full_lab, group, sampler_for, fence_timeout=150)
 
 
 def test_a_group_status_restamped_before_its_volume_replication_acted_is_not_current(

@@ -1,9 +1,10 @@
 """End to end through the real CLI: the failure scenarios of the simulated lab, against the upstream csi-addons.
 
 The very scenarios of ``tests/e2e/test_compensation.py`` and ``tests/e2e/test_worker_crash.py`` (imported, not
-copied), here on this folder's lab, where the csi-addons manager and sidecar write every VolumeGroupReplication and
-VolumeReplication status and the faults are injected at the driver socket the sidecar calls (``fail-demote``,
-``fail-promote``) or in the storage behind it (``stall-final-sync``):
+copied), here on this folder's lab and for each of its groups (pg-prod's VGR, redis-prod's single VR), where the
+csi-addons manager and sidecar write every VolumeGroupReplication and VolumeReplication status and the faults
+are injected at the driver socket the sidecar calls (``fail-demote``, ``fail-promote``) or in the storage behind it
+(``stall-final-sync``):
 
 - a demote failing forever, a stalled final sync and a promotion failing forever are each compensated (exit 4,
   dc1 Primary again with the application, nothing lost), as is an ``abort`` during the final-sync wait;

@@ -1,4 +1,4 @@
-"""The real Dell scenarios' lab: the four demo groups, pg-powerstore's RG made and driven by upstream csm-replication.
+"""The real Dell scenarios' lab: the five demo groups, pg-powerstore's RG made and driven by upstream csm-replication.
 
 It replaces the e2e package's lab for the tests of this folder only (``full_lab`` of the same name); the storage
 simulator serves each cluster's PowerStore replication driver socket and writes no DellCSIReplicationGroup.

@@ -1,6 +1,6 @@
-"""The site-failover scenarios' lab: twelve demo groups (the four backends in turn) in priority tiers 10, 20, 30.
+"""The site-failover scenarios' lab: twelve demo groups (the five named, then the backends in turn) in tiers 10, 20, 30.
 
-It replaces the e2e package's four-group lab for the tests of this folder only (``full_lab`` of the same name);
+It replaces the e2e package's five-group lab for the tests of this folder only (``full_lab`` of the same name);
 the fixtures of tests/e2e/conftest.py (``home``, ``sampler_for``) act on whichever lab is in use.
 """
 

@@ -1,6 +1,6 @@
 """End to end through the real CLI: ``orchestrate failover --site``, ``abort --site``, ``status --site``.
 
-The lab of this folder has twelve demo groups (the four backends in turn) in priority tiers 10, 20 and 30, Primary
+The lab of this folder has twelve demo groups (the five named, then the backends in turn) in tiers 10, 20, 30, Primary
 on dc1. Each scenario runs the invariant sampler on every group (once a second: twelve samplers at the default
 rate would load the 2-core machine more than the failover does). Covered: a planned site failover of the twelve
 (each tier's first promotion after the previous tier's last application start, read from the groups' own step
