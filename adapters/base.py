@@ -41,6 +41,15 @@ class Backend(StrEnum):
         return self is Backend.TRIDENT
 
     @property
+    def demote_may_promote_peer(self) -> bool:
+        """PowerStore: the demote (``FAILOVER_REMOTE``) is one array action that also makes the peer the source.
+
+        The replicator retries that action until it succeeds, so once it is requested the Primary may end up on
+        either side, whatever the workflow does next (an abort or a failed wait cannot take the request back).
+        """
+        return self is Backend.POWERSTORE
+
+    @property
     def volumes_are_pvcs(self) -> bool:
         """Whether :attr:`ReplicationStatus.volumes` has one entry per PVC, named after the PVC.
 

@@ -51,6 +51,8 @@ class Side:
     role: Role
     replicas: int
     reachable: bool = True
+    settling: str | None = None
+    """The storage still acts on this side's last request (its status is not completed), described so."""
 
 
 @dataclass
@@ -171,12 +173,12 @@ class FakeWorld:
             backend=Backend.CSI_ADDONS,
             role=side.role,
             current=True,
-            completed=True,
+            completed=side.settling is None,
             healthy=True,
             replicating=side.role is Role.PRIMARY,
             syncing=False,
             last_sync_time=self.last_sync if side.role is Role.PRIMARY else None,
-            message=f"{cluster} {side.role.value}",
+            message=side.settling or f"{cluster} {side.role.value}",
         )
 
     def sleeping_wait(

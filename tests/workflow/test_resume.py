@@ -5,14 +5,16 @@ resume (a new ``failover/<group>`` run with operation resume) once the hook is f
 reprotects dc1 without resync; resume refuses with two primaries (the old one awaits its fence); resume with
 ``fence_pending`` leaves the old side to the fence (no reprotect); an operation records where it leaves the
 Primary (``leaves_primary_on``), and a resume after an undo that failed before the promotion restarts the
-application on the source instead of refusing.
+application on the source instead of refusing; on PowerStore, whose demote also promotes the peer, that undo
+leaves the Primary on either side and resume starts the application where the array put it.
 """
 
 from __future__ import annotations
 
-from adapters.base import Role
+from adapters.base import Backend, Role
 from orchestrate import service
 from tests.workflow.conftest import Scenario, hooks
+from workflows.groups import ReplicationConfig
 from workflows.models import Operation, Outcome, Phase
 
 
@@ -134,3 +136,36 @@ async def test_a_compensation_stopped_after_the_promotion_leaves_the_primary_on_
     assert result.outcome is Outcome.NEEDS_ATTENTION, result.message
     assert result.progress.leaves_primary_on is None
     assert await service.expected_primary(scenario.client, scenario.group, None) is None
+
+
+async def test_a_powerstore_demote_may_leave_the_primary_on_either_side(scenario: Scenario) -> None:
+    world = scenario.world
+    # FAILOVER_REMOTE demotes dc1 and promotes dc2 in one array action that the replicator keeps retrying: the
+    # final-sync wait gives up, the re-promote of dc1 is refused while the action runs, and later the array
+    # finishes the failover on its own. Resume must then start the application on dc2, the one Primary.
+    scenario.configure(backend=Backend.POWERSTORE, replication=ReplicationConfig(name="rg-pg-prod"))
+    world.fail("wait_final_sync", cluster="dc1", message="FAILOVER_REMOTE still in progress")
+    world.fail("promote", cluster="dc1", message="FAILOVER_REMOTE is requested on this RG")
+    first = await scenario.run()
+
+    assert first.outcome is Outcome.NEEDS_ATTENTION, first.message
+    assert "compensation stopped at re-promote dc1" in first.message
+    assert first.progress.leaves_primary_on is None
+    expected = await service.expected_primary(scenario.client, scenario.group, None)
+    assert expected is None
+
+    # While the action runs, dc1's RG still says isSource: resume must not start the application there.
+    world.failures.clear()
+    world.sides["dc1"].role, world.sides["dc1"].settling = Role.PRIMARY, "FAILOVER_REMOTE_IN_PROGRESS"
+    early = await scenario.run(operation=Operation.RESUME, expected_primary=expected)
+    assert early.outcome is Outcome.REFUSED, early.message
+    assert "dc1 reports Primary but the storage has not completed its last request there" in early.message
+    assert world.sides["dc1"].replicas == 0 and world.sides["dc2"].replicas == 0
+
+    world.sides["dc1"].role, world.sides["dc1"].settling = Role.SECONDARY, None
+    world.sides["dc2"].role = Role.PRIMARY  # the array finished FAILOVER_REMOTE
+    resumed = await scenario.run(operation=Operation.RESUME, expected_primary=expected)
+
+    assert resumed.outcome is Outcome.SUCCEEDED, resumed.message
+    assert (resumed.progress.source, resumed.progress.target) == ("dc1", "dc2")
+    assert world.sides["dc2"].replicas == 1 and world.sides["dc1"].replicas == 0

@@ -68,6 +68,9 @@ class OperationContext:
         """A write was issued: a failure from now on is no longer a plain refusal."""
         self.promote_sent = False
         """The target's promotion was requested: abort is refused from here on."""
+        self.peer_promotion_requested = False
+        """The source's demote was requested on a backend whose demote also promotes the target
+        (:attr:`Backend.demote_may_promote_peer`): the Primary may end up on either side."""
         self.compensating = False
         """The saga undoes what was done (after a failure, an abort or a cancellation)."""
         self.compensated: list[str] = []
@@ -120,7 +123,7 @@ class OperationContext:
     def leaves_primary_on(self) -> str | None:
         """Where the Primary belongs if the operation ends now (what a later ``resume`` expects to find)."""
         if not self.promote_sent:
-            return self.source
+            return None if self.peer_promotion_requested else self.source
         return None if self.compensating else self.target
 
     def set_phase(self, phase: Phase, message: str) -> None:

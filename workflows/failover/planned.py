@@ -61,6 +61,7 @@ async def run_planned(ctx: OperationContext) -> FailoverResult:
             timeout=group.timeouts.demote,
         )
         saga.push(f"re-promote {source}", lambda: repromote(ctx, source, target))
+        ctx.peer_promotion_requested = group.backend.demote_may_promote_peer
         await runner.run(
             "demote", source, "demote", PairInput(group=ctx.name, cluster=source, peer=target), cancellable=False
         )

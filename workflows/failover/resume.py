@@ -1,7 +1,8 @@
 """The resume path: finish what an operation that ended "needs attention" left, from fresh observations.
 
 Resume re-observes the group and requires exactly one Primary (two mean the old side is not fenced yet: resume
-refuses and leaves that to the fence). The Primary is the target: the other side's workloads are stopped when it
+refuses and leaves that to the fence), and that Primary settled (a request the storage still acts on may yet move
+the role, as Dell's FAILOVER_REMOTE does). The Primary is the target: the other side's workloads are stopped when it
 answers (the application never runs on both sites), then the application is started on the target, the post-hooks
 run again (each call carries a new idempotency key), and the other side is reprotected unless it does not answer
 or a fence will do it.
@@ -38,6 +39,15 @@ async def run_resume(ctx: OperationContext) -> FailoverResult:
         return ctx.refuse(
             f"resume expected {expected} as the Primary (where the unfinished operation left the group), but "
             f"observed {seen}; nothing was changed: check `orchestrate status --group {ctx.name}`"
+        )
+    settling = roles.statuses[target]
+    if not settling.completed:
+        # Dell's FAILOVER_REMOTE keeps the old source reporting isSource until the action ends: starting the
+        # application there would write to a side the array is about to demote.
+        return ctx.refuse(
+            f"{target} reports Primary but the storage has not completed its last request there "
+            f"({settling.message}); nothing was changed: resume once `orchestrate status --group {ctx.name}` shows "
+            "it settled"
         )
     source = group.peer_of(target)
     if source in roles.errors:

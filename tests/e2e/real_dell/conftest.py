@@ -17,3 +17,9 @@ from tests.e2e.conftest import FullLab, running_full_lab
 def full_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FullLab]:
     """pg-powerstore on the real Dell replication controller and replicator, Primary on dc1."""
     yield from running_full_lab(tmp_path_factory.mktemp("e2e-dell-lab"), real_dell=True)
+
+
+@pytest.fixture()
+def scenario_group() -> str:
+    """The shared failure scenarios imported here (the worker crash) run on pg-powerstore."""
+    return "pg-powerstore"

@@ -9,6 +9,13 @@ The faults are injected at the driver socket the replicator calls, so the replic
   gone, a planned failover and failback run from that RG as from a ``Ready`` one.
 - ``fail-demote`` twice on dc1: the replicator retries FAILOVER_REMOTE (the RG stays in progress with the error
   message) and the third attempt succeeds: the adapter reads a retry as a retry, and the failover succeeds.
+- ``abort`` while FAILOVER_REMOTE waits for a stalled final sync: the action is the array's and the replicator keeps
+  retrying it, so the re-promote of dc1 is refused while it runs and the compensation stops (exit 5, the Primary
+  left "on either side"). A ``resume`` meanwhile is refused (dc1 still says isSource, but its action has not
+  ended: starting the application there would write to a side being demoted). Once the sync is released the array
+  finishes the failover, and ``resume`` starts the application on dc2, the one Primary, and reprotects dc1.
+- the worker SIGKILLed during the final-sync wait (``tests/e2e/test_worker_crash.py``, imported): the new worker's
+  wait finds FAILOVER_REMOTE done and the failover finishes, every write step once.
 
 The invariant sampler runs throughout each.
 """
@@ -17,11 +24,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.e2e.configs import lost_per_volume
-from tests.e2e.conftest import FullLab, lost_writes
+from tests.e2e.configs import (
+    app_pods,
+    config_variant,
+    lost_per_volume,
+    operation_phase,
+    slow_shipments,
+    wait_for_status,
+)
+from tests.e2e.conftest import CliResult, FullLab, lost_writes
 from tests.e2e.real_dell.test_real_dell import GROUP, RGS
 from tests.e2e.real_scenarios import planned_failover_and_failback
 from tests.e2e.test_compensation import assert_compensated
+from tests.e2e.test_worker_crash import test_worker_killed_during_final_sync_wait
+
+__all__ = ["test_worker_killed_during_final_sync_wait"]
 
 ACKNOWLEDGED = "failover-orchestrator.io/acknowledged-failure"
 
@@ -79,3 +96,53 @@ def test_a_failover_remote_the_replicator_retries_succeeds(full_lab: FullLab, ho
     assert lost_writes(full_lab, GROUP) == lost_before
     status = full_lab.cli("status", "--group", GROUP, "--json").json()[0]
     assert status["primary"] == "dc1" and status["protected"], status["summary"]
+
+
+def test_an_abort_during_failover_remote_is_finished_by_resume_where_the_array_put_the_primary(
+    full_lab: FullLab, home: None, sampler_for: Any
+) -> None:
+    lost_before = lost_per_volume(full_lab, GROUP)
+    full_lab.simulator.add_fault(GROUP, "stall-final-sync")
+    with config_variant(full_lab, GROUP, promote="5s") as config, sampler_for(GROUP):
+        with slow_shipments(full_lab):
+            running = full_lab.cli_background("failover", "--group", GROUP, "--yes", "--json", "--config", str(config))
+            try:
+                wait_for_status(
+                    full_lab,
+                    GROUP,
+                    lambda v: operation_phase(v) == "WaitingForFinalSync",
+                    "the failover waiting for the (stalled) FAILOVER_REMOTE",
+                )
+                aborted = full_lab.cli("abort", "--group", GROUP, "--by", "e2e-operator", "--json")
+                assert aborted.code == 0, aborted.stdout + aborted.stderr
+                stdout, stderr = running.communicate(timeout=180)
+            finally:
+                if running.poll() is None:
+                    running.kill()
+            result = CliResult(running.returncode, stdout, stderr)
+            assert result.code == 5, result.stdout + result.stderr
+            document = result.json()
+            message = document["message"]
+            assert message.startswith("aborted by e2e-operator; compensation stopped at re-promote dc1"), message
+            assert "FAILOVER_REMOTE is requested on this RG" in message, message
+            assert document["progress"]["leaves_primary_on"] is None
+            assert app_pods(full_lab, GROUP) == {"dc1": [], "dc2": []}
+
+            early = full_lab.cli("resume", "--group", GROUP, "--yes", "--json", "--config", str(config))
+            assert early.code == 3, early.stdout + early.stderr
+            assert "dc1 reports Primary but the storage has not completed its last request" in early.json()["message"]
+            assert app_pods(full_lab, GROUP) == {"dc1": [], "dc2": []}
+
+        assert full_lab.simulator.remove_faults(GROUP, kind="stall-final-sync") == 1
+        wait_for_status(
+            full_lab, GROUP, lambda v: v["primary"] == "dc2", "the array finishing FAILOVER_REMOTE", timeout=120
+        )
+        resumed = full_lab.cli("resume", "--group", GROUP, "--yes", "--json", "--config", str(config))
+        assert resumed.code == 0, resumed.stdout + resumed.stderr
+        assert resumed.json()["progress"]["target"] == "dc2"
+        view = wait_for_status(full_lab, GROUP, lambda v: v["protected"], "protected on dc2", timeout=120)
+    assert view["primary"] == "dc2"
+    pods = app_pods(full_lab, GROUP)
+    assert pods["dc2"] and pods["dc1"] == [], pods
+    assert lost_per_volume(full_lab, GROUP) == lost_before
+    assert all(v.writable == ["dc2"] for v in full_lab.simulator.ledger(GROUP).volumes)
