@@ -17,6 +17,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.failover.steps import StepFailedError
     from workflows.models import FailoverResult, Outcome, Phase, RolesInput, RolesReport
 
+SETTLED_PRIMARY = "resume-requires-settled-primary"
+"""Patch: a resume recorded before this refusal existed went on to stop the other side: its replay must too."""
+
 
 async def run_resume(ctx: OperationContext) -> FailoverResult:
     """Start, hooks and reprotect on the group's current Primary."""
@@ -41,7 +44,7 @@ async def run_resume(ctx: OperationContext) -> FailoverResult:
             f"observed {seen}; nothing was changed: check `orchestrate status --group {ctx.name}`"
         )
     settling = roles.statuses[target]
-    if not settling.completed:
+    if not settling.completed and workflow.patched(SETTLED_PRIMARY):
         # Dell's FAILOVER_REMOTE keeps the old source reporting isSource until the action ends: starting the
         # application there would write to a side the array is about to demote.
         return ctx.refuse(
