@@ -118,6 +118,11 @@ class ReplicationStatus(_Frozen):
         healthy: not degraded.
         replicating: data flows between the sides (Replicating=True, TMR established, Dell link SYNCHRONIZED).
         syncing: a (final or re-) sync is in progress.
+        replication_stopped: this side reports that the sides do not replicate and will not until someone acts (a
+            Dell link ``FAILEDOVER``: the failover ran but nothing reprotected the old source). The group is then
+            not protected, even with one healthy Primary and one healthy Secondary. False when the backend does not
+            tell (``replicating`` alone cannot: csi-addons reports it on the Primary only, Trident on the
+            Secondary only).
         failure: the backend's report of a failed attempt, verbatim enough to act on; ``None`` when none.
         failure_permanent: the backend has given up (Dell ``Error``, Trident ``failed``/``invalid``); otherwise a
             failure means the backend keeps retrying (csi-addons retries even after Validated=False/PrerequisiteNotMet).
@@ -145,6 +150,7 @@ class ReplicationStatus(_Frozen):
     healthy: bool
     replicating: bool
     syncing: bool
+    replication_stopped: bool = False
     failure: str | None = None
     failure_permanent: bool = False
     last_sync_time: datetime | None = None

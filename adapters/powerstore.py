@@ -59,7 +59,8 @@ Normalisation into :class:`~adapters.base.ReplicationStatus`:
   RG in ``Error`` until an action on it succeeds.
 - healthy: link state not ``SUSPENDED``/``INVALID``/``UNKNOWN``/``EMPTY``/unreported, state not ``Invalid`` and not
   an unacknowledged ``Error``.
-- replicating: link ``SYNCHRONIZED``; syncing: link ``SYNC_IN_PROGRESS``.
+- replicating: link ``SYNCHRONIZED``; syncing: link ``SYNC_IN_PROGRESS``; replication_stopped: link ``FAILEDOVER``
+  (the array failed the session over and nothing reprotected it yet: no data flows either way).
 - last_sync_time: ``lastSuccessfulUpdate`` while the link is ``SYNCHRONIZED``; ``None`` otherwise. Upstream, that
   time is when the replicator last polled the array (every ``--monitoring-interval``, 60 s by default, and not
   while an action runs), not when data last reached the target: ``SYNCHRONIZED`` only says the array's session
@@ -137,6 +138,7 @@ DELETING = "Deleting"
 IN_PROGRESS_SUFFIX = "_IN_PROGRESS"
 
 SYNCHRONIZED = "SYNCHRONIZED"
+FAILEDOVER = "FAILEDOVER"
 SYNC_IN_PROGRESS = "SYNC_IN_PROGRESS"
 FLOWING_LINK_STATES = frozenset({SYNCHRONIZED, SYNC_IN_PROGRESS})
 UNHEALTHY_LINK_STATES = frozenset({"SUSPENDED", "INVALID", "UNKNOWN", "EMPTY", ""})
@@ -429,6 +431,7 @@ def summarise(cluster: str, group: Group, unreplicated: Mapping[str, str] | None
         healthy=healthy,
         replicating=link == SYNCHRONIZED,
         syncing=link == SYNC_IN_PROGRESS,
+        replication_stopped=link == FAILEDOVER,
         failure=progress.failure,
         failure_permanent=progress.failure is not None and progress.permanent,
         last_sync_time=last_poll,

@@ -310,10 +310,12 @@ def observe_group(registry: ClusterRegistry, config: OrchestratorConfig, group: 
     last_sync = synced.last_sync_time if synced else None
     lag = (datetime.now(UTC) - last_sync).total_seconds() if last_sync else None
     rpo = group.rpo.total_seconds()
+    stopped = [s for s in sides if s.status and s.status.replication_stopped]
     protected = bool(
         primary
         and len(secondaries) == 1
         and all(s.status and s.status.healthy and not s.status.failure for s in sides)
+        and not stopped
         and (lag is None or lag <= rpo)
     )
     if len(primaries) > 1:
@@ -324,6 +326,11 @@ def observe_group(registry: ClusterRegistry, config: OrchestratorConfig, group: 
         summary = f"protected: Primary on {primary}, replicating to {secondaries[0]}"
     else:
         problems = [s.error or (s.status.failure if s.status else None) or "" for s in sides]
+        if lag is not None and lag > rpo:
+            problems.append(f"the last sync was {lag:.0f} s ago, beyond the RPO of {rpo:.0f} s")
+        if stopped:
+            reports = "; ".join(f"{s.cluster}: {s.status.message}" for s in stopped if s.status)
+            problems.append(f"replication stopped, nothing has reprotected the group yet ({reports})")
         summary = f"Primary on {primary}; NOT protected: " + ("; ".join(p for p in problems if p) or "see sides")
     return GroupView(
         group=group.name,

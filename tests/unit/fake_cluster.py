@@ -130,6 +130,9 @@ class FakeClusterApi:
         """This fake: it answers from memory anyway."""
         return self
 
+    def ping(self) -> None:
+        """This fake: it always answers."""
+
     def with_timeout(self, timeout: tuple[float, float]) -> FakeClusterApi:
         """This fake: it never times out."""
         return self

@@ -108,6 +108,24 @@ def _succeeded(document: JsonObject) -> None:
     document["spec"], document["status"] = succeeded["spec"], succeeded["status"]
 
 
+@pytest.mark.parametrize(
+    ("cluster", "moment", "stopped"),
+    [
+        ("dc1", "dc1_source_idle", False),
+        ("dc1", "dc1_target_during_peer_reprotect", True),
+        ("dc2", "dc2_reprotect_in_progress", True),
+        ("dc2", "dc2_reprotect_succeeded", False),
+        ("dc1", "dc1_target_resynced", False),
+    ],
+)
+def test_a_failedover_link_is_replication_stopped_on_either_side(cluster: str, moment: str, stopped: bool) -> None:
+    # Between FAILOVER_REMOTE and the reprotect both RGs say FAILEDOVER: one Primary and one Secondary, each
+    # healthy, yet no data flows, so `status` must not call the group protected.
+    status = site(cluster, moment)[0].observe()
+    assert status.replication_stopped is stopped, status.message
+    assert status.healthy
+
+
 def test_resync_wait_follows_the_peers_rg_and_fails_with_its_error() -> None:
     dc1, _ = site("dc1", "dc1_target_during_peer_reprotect")
     dc2, peer_api = site("dc2", "dc2_reprotect_in_progress")

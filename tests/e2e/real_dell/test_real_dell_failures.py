@@ -134,9 +134,12 @@ def test_an_abort_during_failover_remote_is_finished_by_resume_where_the_array_p
             assert app_pods(full_lab, GROUP) == {"dc1": [], "dc2": []}
 
         assert full_lab.simulator.remove_faults(GROUP, kind="stall-final-sync") == 1
-        wait_for_status(
+        failed_over = wait_for_status(
             full_lab, GROUP, lambda v: v["primary"] == "dc2", "the array finishing FAILOVER_REMOTE", timeout=120
         )
+        # The link is FAILEDOVER until someone reprotects: one Primary and one Secondary, yet nothing replicates.
+        assert not failed_over["protected"], failed_over["summary"]
+        assert "replication stopped, nothing has reprotected the group yet" in failed_over["summary"]
         resumed = full_lab.cli("resume", "--group", GROUP, "--yes", "--json", "--config", str(config))
         assert resumed.code == 0, resumed.stdout + resumed.stderr
         assert resumed.json()["progress"]["target"] == "dc2"
