@@ -81,7 +81,9 @@ async def ask(handle: WorkflowHandle[W, Any], query: Callable[[W], R], *, timeou
     except RPCError as error:
         if error.status in _UNANSWERED:
             why = f"within {timeout.total_seconds():.0f} s"
-        elif error.status is RPCStatusCode.FAILED_PRECONDITION:  # e.g. "no poller seen for task queue recently"
+        elif error.status in (RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.RESOURCE_EXHAUSTED):
+            # "no poller seen for task queue recently"; "consistent query buffer is full" (queries pile up while
+            # no worker takes the workflow's tasks): the workflow could not be asked, Temporal itself answered.
             why = f"(Temporal: {error.message})"
         else:
             raise

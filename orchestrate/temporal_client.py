@@ -1,11 +1,18 @@
-"""Connect to Temporal the same way everywhere: pydantic data converter, TLS or API key from the configuration."""
+"""Connect to Temporal the same way everywhere: pydantic data converter, TLS or API key from the configuration.
+
+The SDK's core writes its own warnings (an RPC it retries, say) straight to stdout, where they would corrupt the
+CLI's ``--json`` output: every client here forwards them to Python logging instead, which writes to stderr.
+"""
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
 from orchestrate.config import TemporalSettings
 
@@ -27,4 +34,13 @@ async def connect(settings: TemporalSettings) -> Client:
         tls=tls or bool(api_key),
         api_key=api_key,
         data_converter=pydantic_data_converter,
+        runtime=_runtime(),
     )
+
+
+@functools.cache
+def _runtime() -> Runtime:
+    """One runtime per process (each owns threads): the SDK core's logs go to the ``temporalio.core`` logger."""
+    forwarding = LogForwardingConfig(logger=logging.getLogger("temporalio.core"))
+    filter_ = TelemetryFilter(core_level="WARN", other_level="ERROR")
+    return Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=filter_, forwarding=forwarding)))

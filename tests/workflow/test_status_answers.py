@@ -15,6 +15,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrate import queries, service
 from orchestrate.commands import status
@@ -83,6 +84,31 @@ async def test_a_query_after_the_worker_stopped_ends_at_its_deadline_and_says_wh
         aborted = await result_of(handle)
     assert aborted.progress.phase is Phase.ABORTED
     assert aborted.progress.aborted_by == "unanswered"
+
+
+async def test_a_query_refused_for_a_full_query_buffer_is_unanswered(idle_scenario: Scenario) -> None:
+    # While no worker takes the workflow's tasks Temporal buffers few queries (one by default) and refuses the
+    # others at once with RESOURCE_EXHAUSTED ("consistent query buffer is full"): `status` polled during a worker
+    # outage exited 1 with it, as if Temporal were down. It is an unanswered query, and Temporal is asked what it
+    # knows of the workflow as for any other.
+    handle = await idle_scenario.start()  # no worker polls the scenario's task queue
+
+    class RefusingHandle:
+        id = handle.id
+
+        async def query(self, *args: object, **kwargs: object) -> None:
+            raise RPCError("consistent query buffer is full", RPCStatusCode.RESOURCE_EXHAUSTED, b"")
+
+        async def describe(self, **kwargs: object) -> object:
+            return await handle.describe()
+
+    try:
+        with pytest.raises(NoAnswerError) as silent:
+            await asyncio.wait_for(ask(RefusingHandle(), GroupFailoverWorkflow.progress), ANSWERED_WITHIN)
+        assert "(Temporal: consistent query buffer is full)" in str(silent.value)
+        assert "for a worker" in str(silent.value)  # what Temporal said of the workflow's task
+    finally:
+        await handle.terminate("test over")
 
 
 async def test_a_workflow_no_worker_ever_took_says_its_task_waits_for_one(idle_scenario: Scenario) -> None:
