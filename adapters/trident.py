@@ -28,8 +28,10 @@ Normalisation of the TMRs' ``status.conditions[0]`` into :class:`~adapters.base.
   is Unknown unless every TMR agrees and every status is current.
 - current: every condition's ``observedGeneration`` equals its TMR's ``metadata.generation``.
 - completed: current, and every TMR reached the final state of its ``spec.state``.
-- failure: ``failed``/``invalid`` (and ``released``) with the controller's message; always permanent, Trident
-  does not retry a TMR in those states until its spec changes.
+- failure: ``failed``/``invalid`` (and ``released``) with the controller's message, for the current spec only (a
+  failure recorded for an older generation is history: the undo of a failed promotion rewrites the spec, and
+  the wait for its outcome must not end on the promotion's failure); always permanent, Trident does not retry a
+  TMR in those states until its spec changes.
 - syncing: any TMR is ``establishing``/``reestablishing``/``promoting``; replicating: every TMR (re)established.
 - last_sync_time: a TMR has no transfer time. It comes from TridentActionMirrorUpdates (``completionTime`` of
   succeeded ones, ``previousTransferTime`` of any) on the receiving side only, as the *oldest* of each TMR's newest
@@ -294,7 +296,9 @@ def summarise(cluster: str, mirrors: list[Mirror], last_sync_time: datetime | No
     current = all(mirror.current for mirror in mirrors)
     roles = {mirror.role for mirror in mirrors}
     role = roles.pop() if current and len(roles) == 1 else Role.UNKNOWN
-    failed = [mirror for mirror in mirrors if mirror.state in FAILURE_STATES]
+    # A failure written for an older spec is history (the undo of a failed promotion rewrites the spec, and its
+    # wait must not give up on the promotion's failure before Trident has reconciled the new one).
+    failed = [mirror for mirror in mirrors if mirror.current and mirror.state in FAILURE_STATES]
     failure = "; ".join(f"{m.pvc} {m.state}: {m.message or 'no message from Trident'}" for m in failed) or None
     if failure:
         # Trident does not retry a failed relationship on its own, and repeating the same spec writes nothing.

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import yaml
 
 from activities.site import monitor_state
+from adapters.base import Backend
 from clusters.errors import OrchestratorError
 from clusters.registry import ClusterRegistry
 from clusters.workloads import WorkloadRef, read_workload, running_pods
@@ -102,6 +103,28 @@ def write_malformed(full_lab: FullLab, path: Path, group: str, field: str, value
 
 
 # ------------------------------------------------------------------------------------------------ waiting
+
+
+def stalled_sync_step(full_lab: FullLab, group: str) -> tuple[str, str]:
+    """The step, and its cluster, in which ``stall-final-sync`` holds a planned failover of ``group`` off dc1.
+
+    Trident's final sync is the mirror update that carries the sync point's snapshots to dc2 (the target waits for
+    it); every other backend waits on dc1 for its last sync.
+    """
+    if full_lab.config.group(group).backend is Backend.TRIDENT:
+        return "transfer sync point", "dc2"
+    return "wait for final sync", "dc1"
+
+
+def fault_before_promotion(full_lab: FullLab, group: str) -> tuple[str, str | None]:
+    """A fault (kind, cluster) that fails a planned failover of ``group`` before its promotion, at a step timeout.
+
+    ``fail-demote`` on dc1; Trident has no demote (the promotion at the sync point's snapshots is the handover), so
+    there ``stall-final-sync`` holds back the transfer of those snapshots to dc2.
+    """
+    if full_lab.config.group(group).backend is Backend.TRIDENT:
+        return "stall-final-sync", None
+    return "fail-demote", "dc1"
 
 
 def wait_for(probe: Callable[[], T | None], what: str, timeout: float = 60.0, interval: float = 0.3) -> T:

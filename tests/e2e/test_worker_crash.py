@@ -22,6 +22,7 @@ from tests.e2e.configs import (
     lost_per_volume,
     operation_phase,
     slow_shipments,
+    stalled_sync_step,
     wait_for,
     wait_for_status,
 )
@@ -85,7 +86,8 @@ def test_worker_killed_during_final_sync_wait(
     for name in WRITE_STEPS:
         runs = [(s["cluster"], s["attempts"]) for s in steps if s["name"] == name]
         assert len(runs) == 1 and runs[0][1] == 1, (name, runs)
-    (final_sync,) = [s for s in steps if s["name"] == "wait for final sync"]
+    step, cluster = stalled_sync_step(full_lab, scenario_group)
+    (final_sync,) = [s for s in steps if (s["name"], s["cluster"]) == (step, cluster)]
     assert final_sync["attempts"] == 2, final_sync
     assert "timed out" in (final_sync["last_error"] or ""), final_sync
     assert not {"re-promote", "restart workloads", "return to Secondary"} & {s["name"] for s in steps}

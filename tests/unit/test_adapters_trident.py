@@ -176,6 +176,18 @@ def test_failed_volume_is_a_permanent_failure_with_trident_message() -> None:
     assert [v.healthy for v in status.volumes] == [True, False, True]
 
 
+def test_undoing_a_failed_promotion_leaves_its_failure_behind_as_history() -> None:
+    # The compensation of a failed promotion makes the target follow the source again; until Trident reconciles
+    # that spec the failed TMR's status is for the promotion, and the wait for Secondary must not give up on it.
+    target, _ = site("dc2", "dc2-target-failed.yaml")
+    source, _ = site("dc1", "dc1-source-promoted.yaml")
+    assert target.reprotect(resync=False, peer=source).changed
+    status = target.observe()
+    assert status.failure is None and not status.failure_permanent, status.failure
+    assert (status.current, status.role) == (False, Role.UNKNOWN)
+    assert status.volumes[1].state == "failed" and "status is for generation" in status.volumes[1].message
+
+
 def test_invalid_volume_is_a_permanent_failure() -> None:
     adapter, _ = site("dc2", "dc2-target-invalid.yaml")
     status = adapter.observe()

@@ -1,4 +1,4 @@
-"""The real Dell scenarios' lab: the five demo groups, pg-powerstore's RG made and driven by upstream csm-replication.
+"""The real Dell scenarios' lab: pg-powerstore alone, its RG made and driven by upstream csm-replication.
 
 It replaces the e2e package's lab for the tests of this folder only (``full_lab`` of the same name); the storage
 simulator serves each cluster's PowerStore replication driver socket and writes no DellCSIReplicationGroup.
@@ -16,7 +16,8 @@ from tests.e2e.conftest import FullLab, running_full_lab
 @pytest.fixture(scope="package")
 def full_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FullLab]:
     """pg-powerstore on the real Dell replication controller and replicator, Primary on dc1."""
-    yield from running_full_lab(tmp_path_factory.mktemp("e2e-dell-lab"), real_dell=True)
+    # Only the group these tests drive: the other demo groups would only add start-up time and load.
+    yield from running_full_lab(tmp_path_factory.mktemp("e2e-dell-lab"), real_dell=True, demo_only=("pg-powerstore",))
 
 
 @pytest.fixture()
