@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -288,6 +289,43 @@ def unchanged_facts(full_lab: FullLab, group: str) -> dict[str, Any]:
         "replicas": desired_replicas(full_lab, group),
         "operation": last,
     }
+
+
+class BackgroundFailover:
+    """A ``failover --json`` the CLI runs in the background (see :func:`failover_in_background`).
+
+    Attributes:
+        view: the group's ``status --json`` entry once the operation reached the phase waited for.
+    """
+
+    def __init__(self, process: subprocess.Popen[str], view: dict[str, Any]) -> None:
+        self.process = process
+        self.view = view
+
+    def result(self, timeout: float) -> CliResult:
+        """Wait up to ``timeout`` seconds for the CLI to exit; its exit code and output."""
+        stdout, stderr = self.process.communicate(timeout=timeout)
+        return CliResult(self.process.returncode, stdout, stderr)
+
+
+@contextmanager
+def failover_in_background(
+    full_lab: FullLab, group: str, *options: str, phase: str = "WaitingForFinalSync", waiting_for: str = ""
+) -> Iterator[BackgroundFailover]:
+    """A planned failover of ``group`` followed by the CLI in the background, from the moment it reaches ``phase``.
+
+    For scenarios that act while the operation runs (abort it, kill the worker). ``options`` go to the command
+    (``--config`` of a variant, say). The CLI is killed if the block leaves while it still runs.
+    """
+    running = full_lab.cli_background("failover", "--group", group, "--yes", "--json", *options)
+    try:
+        view = wait_for_status(
+            full_lab, group, lambda v: operation_phase(v) == phase, waiting_for or f"the failover reaching {phase}"
+        )
+        yield BackgroundFailover(running, view)
+    finally:
+        if running.poll() is None:
+            running.kill()
 
 
 @contextmanager

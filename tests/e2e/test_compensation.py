@@ -37,9 +37,9 @@ from tests.e2e.configs import (
     app_pods,
     config_variant,
     desired_replicas,
+    failover_in_background,
     fault_before_promotion,
     lost_per_volume,
-    operation_phase,
     slow_shipments,
     stalled_sync_step,
     wait_for_status,
@@ -225,28 +225,21 @@ def test_abort_during_final_sync_is_compensated(
     lost_before = lost_per_volume(full_lab, scenario_group)
     full_lab.simulator.add_fault(scenario_group, "stall-final-sync")
     with sampler_for(scenario_group):
-        with slow_shipments(full_lab):
-            running = full_lab.cli_background("failover", "--group", scenario_group, "--yes", "--json")
-            try:
-                waiting = wait_for_status(
-                    full_lab,
-                    scenario_group,
-                    lambda v: operation_phase(v) == "WaitingForFinalSync",
-                    "the failover waiting for the (stalled) final sync",
-                )
-                assert waiting["operation"]["status"] == "RUNNING"
-                aborted = full_lab.cli("abort", "--group", scenario_group, "--by", "e2e-operator", "--json")
-                assert aborted.code == 0, aborted.stdout + aborted.stderr
-                assert aborted.json() == {
-                    "group": scenario_group,
-                    "action": "abort",
-                    "answer": "abort requested by e2e-operator: compensating",
-                }
-                stdout, stderr = running.communicate(timeout=120)
-            finally:
-                if running.poll() is None:
-                    running.kill()
-        result = CliResult(running.returncode, stdout, stderr)
+        with (
+            slow_shipments(full_lab),
+            failover_in_background(
+                full_lab, scenario_group, waiting_for="the failover waiting for the (stalled) final sync"
+            ) as failover,
+        ):
+            assert failover.view["operation"]["status"] == "RUNNING"
+            aborted = full_lab.cli("abort", "--group", scenario_group, "--by", "e2e-operator", "--json")
+            assert aborted.code == 0, aborted.stdout + aborted.stderr
+            assert aborted.json() == {
+                "group": scenario_group,
+                "action": "abort",
+                "answer": "abort requested by e2e-operator: compensating",
+            }
+            result = failover.result(timeout=120)
         assert_undone(
             full_lab,
             result,

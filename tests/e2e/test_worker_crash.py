@@ -19,14 +19,14 @@ from typing import Any
 
 from tests.e2e.configs import (
     app_pods,
+    failover_in_background,
     lost_per_volume,
-    operation_phase,
     slow_shipments,
     stalled_sync_step,
     wait_for,
     wait_for_status,
 )
-from tests.e2e.conftest import CliResult, FullLab
+from tests.e2e.conftest import FullLab
 
 WRITE_STEPS = ("stop workloads", "prepare sync point", "demote", "promote", "start workloads", "reprotect")
 """Steps that change the clusters (the others only observe or wait)."""
@@ -37,41 +37,32 @@ def test_worker_killed_during_final_sync_wait(
 ) -> None:
     lost_before = lost_per_volume(full_lab, scenario_group)
     full_lab.simulator.add_fault(scenario_group, "stall-final-sync")
-    with sampler_for(scenario_group):
-        with slow_shipments(full_lab):
-            running = full_lab.cli_background("failover", "--group", scenario_group, "--yes", "--json")
-            try:
-                wait_for_status(
-                    full_lab,
-                    scenario_group,
-                    lambda v: operation_phase(v) == "WaitingForFinalSync",
-                    "the failover waiting for the (stalled) final sync",
-                )
-                full_lab.kill_worker()
-                silent = full_lab.cli("status", "--group", scenario_group, "--json")
-                assert silent.code == 0, silent.stdout + silent.stderr
-                (entry,) = silent.json()
-                operation = entry["operation"]
-                assert (operation["status"], operation["answered"]) == ("RUNNING", False), operation
-                assert operation["phase"] == "WaitingForFinalSync", operation  # as last published by the workflow
-                assert f"{operation['workflow_id']} did not answer" in operation["message"], operation
-                assert "is `orchestrate worker` running" in operation["message"], operation
-                human = full_lab.cli("status", "--group", scenario_group)
-                assert human.code == 0, human.stdout + human.stderr
-                assert "did not answer" in " ".join(human.stdout.split()), human.stdout
-                assert full_lab.simulator.remove_faults(scenario_group, kind="stall-final-sync") == 1
-                wait_for(
-                    lambda: all(
-                        v.final_sync_pending is None for v in full_lab.simulator.ledger(scenario_group).volumes
-                    ),
-                    "the storage finishing the final sync while no worker runs",
-                )
-                full_lab.start_worker()
-                stdout, stderr = running.communicate(timeout=180)
-            finally:
-                if running.poll() is None:
-                    running.kill()
-        result = CliResult(running.returncode, stdout, stderr)
+    with (
+        sampler_for(scenario_group),
+        slow_shipments(full_lab),
+        failover_in_background(
+            full_lab, scenario_group, waiting_for="the failover waiting for the (stalled) final sync"
+        ) as failover,
+    ):
+        full_lab.kill_worker()
+        silent = full_lab.cli("status", "--group", scenario_group, "--json")
+        assert silent.code == 0, silent.stdout + silent.stderr
+        (entry,) = silent.json()
+        operation = entry["operation"]
+        assert (operation["status"], operation["answered"]) == ("RUNNING", False), operation
+        assert operation["phase"] == "WaitingForFinalSync", operation  # as last published by the workflow
+        assert f"{operation['workflow_id']} did not answer" in operation["message"], operation
+        assert "is `orchestrate worker` running" in operation["message"], operation
+        human = full_lab.cli("status", "--group", scenario_group)
+        assert human.code == 0, human.stdout + human.stderr
+        assert "did not answer" in " ".join(human.stdout.split()), human.stdout
+        assert full_lab.simulator.remove_faults(scenario_group, kind="stall-final-sync") == 1
+        wait_for(
+            lambda: all(v.final_sync_pending is None for v in full_lab.simulator.ledger(scenario_group).volumes),
+            "the storage finishing the final sync while no worker runs",
+        )
+        full_lab.start_worker()
+        result = failover.result(timeout=180)
 
     assert result.code == 0, result.stdout + result.stderr
     document = result.json()

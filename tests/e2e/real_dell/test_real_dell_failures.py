@@ -27,12 +27,12 @@ from typing import Any
 from tests.e2e.configs import (
     app_pods,
     config_variant,
+    failover_in_background,
     lost_per_volume,
-    operation_phase,
     slow_shipments,
     wait_for_status,
 )
-from tests.e2e.conftest import CliResult, FullLab, lost_writes
+from tests.e2e.conftest import FullLab, lost_writes
 from tests.e2e.real_dell.test_real_dell import GROUP, RGS
 from tests.e2e.real_scenarios import planned_failover_and_failback
 from tests.e2e.test_compensation import assert_compensated
@@ -104,22 +104,19 @@ def test_an_abort_during_failover_remote_is_finished_by_resume_where_the_array_p
     lost_before = lost_per_volume(full_lab, GROUP)
     full_lab.simulator.add_fault(GROUP, "stall-final-sync")
     with config_variant(full_lab, GROUP, promote="5s") as config, sampler_for(GROUP):
-        with slow_shipments(full_lab):
-            running = full_lab.cli_background("failover", "--group", GROUP, "--yes", "--json", "--config", str(config))
-            try:
-                wait_for_status(
-                    full_lab,
-                    GROUP,
-                    lambda v: operation_phase(v) == "WaitingForFinalSync",
-                    "the failover waiting for the (stalled) FAILOVER_REMOTE",
-                )
-                aborted = full_lab.cli("abort", "--group", GROUP, "--by", "e2e-operator", "--json")
-                assert aborted.code == 0, aborted.stdout + aborted.stderr
-                stdout, stderr = running.communicate(timeout=180)
-            finally:
-                if running.poll() is None:
-                    running.kill()
-            result = CliResult(running.returncode, stdout, stderr)
+        with (
+            slow_shipments(full_lab),
+            failover_in_background(
+                full_lab,
+                GROUP,
+                "--config",
+                str(config),
+                waiting_for="the failover waiting for the (stalled) FAILOVER_REMOTE",
+            ) as failover,
+        ):
+            aborted = full_lab.cli("abort", "--group", GROUP, "--by", "e2e-operator", "--json")
+            assert aborted.code == 0, aborted.stdout + aborted.stderr
+            result = failover.result(timeout=180)
             assert result.code == 5, result.stdout + result.stderr
             document = result.json()
             message = document["message"]
