@@ -111,6 +111,7 @@ async def test_resume_after_a_failed_undo_before_the_promotion_restarts_the_sour
 
     assert resumed.outcome is Outcome.SUCCEEDED, resumed.message
     assert (resumed.progress.source, resumed.progress.target) == ("dc2", "dc1")
+    assert resumed.message == f"{scenario.group} resumed on dc1, the Primary: the application runs there"
     calls = world.calls[before:]
     assert not any(c.startswith(("promote", "demote")) for c in calls)
     assert "start_workloads:dc1" in calls and "start_workloads:dc2" not in calls

@@ -385,6 +385,11 @@ class OperationContext:
                 f"{target} is Primary and holds the data, but {failure}; left to do: {', '.join(left)}; fix the "
                 f"cause, then run `orchestrate resume --group {group.name}`",
             )
-        verb = {Phase.RELOCATED: "relocated", Phase.FAILED_OVER: "failed over"}.get(final_phase, "resumed")
+        if final_phase is Phase.RESUMED:
+            # A resume moves nothing: it finishes on the one Primary, which may be where the failed operation began.
+            done = f"{group.name} resumed on {target}, the Primary: the application runs there"
+        else:
+            verb = "relocated" if final_phase is Phase.RELOCATED else "failed over"
+            done = f"{group.name} {verb} from {source} to {target}"
         loss = f"; data-loss window {self.loss_window:.1f}s" if self.loss_window is not None else ""
-        return self.end(Outcome.SUCCEEDED, final_phase, f"{group.name} {verb} from {source} to {target}{loss}{note}")
+        return self.end(Outcome.SUCCEEDED, final_phase, f"{done}{loss}{note}")
