@@ -536,7 +536,11 @@ def demo_config(
 
 
 def wait_until_protected(config_file: Path, timeout: float = 90.0) -> None:
-    """Wait until every configured group has one current Primary and a Secondary that follows it."""
+    """Wait until every configured group is protected: a current Primary, a Secondary, both healthy, data flowing.
+
+    Health counts too: right after the VolumeReplications are enabled the upstream csi-addons controller reports
+    the Secondary Degraded until its first sync pass, and ``status`` would call the fresh lab "NOT protected".
+    """
     from adapters.base import Role
     from adapters.registry import adapter_for
     from clusters.registry import ClusterRegistry
@@ -552,7 +556,8 @@ def wait_until_protected(config_file: Path, timeout: float = 90.0) -> None:
             def protected() -> bool:
                 statuses = [adapter.observe() for adapter in adapters]  # noqa: B023 - used at once
                 roles = sorted(s.role for s in statuses if s.current)
-                return roles == [Role.PRIMARY, Role.SECONDARY] and all(s.failure is None for s in statuses)
+                settled = all(s.failure is None and s.healthy and not s.replication_stopped for s in statuses)
+                return roles == [Role.PRIMARY, Role.SECONDARY] and settled
 
             wait_until(protected, f"demo group {group.name} replicating", timeout)
     finally:
