@@ -193,6 +193,16 @@ class Preflight:
             )
         else:
             self.add(f"{source} healthy", "not degraded", Verdict.PASS)
+        if status.replication_stopped:
+            # A Dell link left FAILEDOVER: the peer has none of the writes made since, and a planned handover
+            # would wait for a final sync that never comes (or hand over stale data).
+            self.add(
+                f"{source} replicating",
+                status.message,
+                Verdict.FAIL,
+                f"nothing has reprotected the group since its last failover: `orchestrate resume --group "
+                f"{self.group.name}` reprotects {self.request.target} from {source}",
+            )
 
     def _volumes(self, source: str, status: ReplicationStatus) -> None:
         """Planned: every volume the group uses is replicated and healthy (else writes on it would be lost)."""

@@ -300,6 +300,16 @@ def summarise(cluster: str, mirrors: list[Mirror], last_sync_time: datetime | No
     # wait must not give up on the promotion's failure before Trident has reconciled the new one).
     failed = [mirror for mirror in mirrors if mirror.current and mirror.state in FAILURE_STATES]
     failure = "; ".join(f"{m.pvc} {m.state}: {m.message or 'no message from Trident'}" for m in failed) or None
+    # Still named, as the likely cause should Trident fail the new spec too: it rewrites a status only when the
+    # state changes, so a failure repeated for the new spec leaves the old generation (and a wait's timeout says so).
+    earlier = [m for m in mirrors if not m.current and m.state in FAILURE_STATES]
+    described = _describe(mirrors)
+    history = "".join(
+        f"; {m.pvc} {m.state} for its earlier spec (generation {m.observed_generation}): "
+        f"{m.message or 'no message from Trident'}"
+        for m in earlier
+        if f"{m.pvc}: {m.message}" not in described  # a transition's summary quotes the messages already
+    )
     if failure:
         # Trident does not retry a failed relationship on its own, and repeating the same spec writes nothing.
         failure += (
@@ -312,14 +322,14 @@ def summarise(cluster: str, mirrors: list[Mirror], last_sync_time: datetime | No
         role=role,
         current=current,
         completed=current and all(mirror.done for mirror in mirrors),
-        healthy=not failed,
+        healthy=not failed and not earlier,
         replicating=all(mirror.state in FOLLOWING for mirror in mirrors),
         syncing=any(mirror.state in TRANSITIONAL for mirror in mirrors),
         failure=failure,
         failure_permanent=failure is not None,
         last_sync_time=last_sync_time,
         last_sync_source=MIRROR_UPDATE_SOURCE if last_sync_time else "",
-        message=(failure or _describe(mirrors)) + note,
+        message=(failure or described + history) + note,
         volumes=tuple(mirror.volume_state() for mirror in mirrors),
         missing_volumes=tuple(dict.fromkeys(mirror.pvc for mirror in unmirrored)),
         generations={mirror.ref: mirror.generation for mirror in mirrors},

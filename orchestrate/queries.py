@@ -72,7 +72,8 @@ async def ask(handle: WorkflowHandle[W, Any], query: Callable[[W], R], *, timeou
     ``timeout`` defaults to :data:`ANSWER_TIMEOUT`.
 
     Raises:
-        NoAnswerError: no worker answered in time, or Temporal saw none polling to ask.
+        NoAnswerError: no worker answered in time, Temporal saw none polling to ask, or it refused to hold one
+            more query for the workflow (its query buffer is full while no worker takes the workflow's tasks).
         RPCError: anything else Temporal refused (NOT_FOUND: no such workflow).
     """
     timeout = timeout or ANSWER_TIMEOUT

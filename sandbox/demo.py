@@ -535,8 +535,8 @@ def demo_config(
     )
 
 
-def wait_until_protected(config_file: Path, timeout: float = 90.0) -> None:
-    """Wait until every configured group is protected: a current Primary, a Secondary, both healthy, data flowing.
+def wait_until_protected(config_file: Path, timeout: float = 180.0) -> None:
+    """Wait until every group has a current Primary and a Secondary, both healthy, replication not reported stopped.
 
     Health counts too: right after the VolumeReplications are enabled the upstream csi-addons controller reports
     the Secondary Degraded until its first sync pass, and ``status`` would call the fresh lab "NOT protected".

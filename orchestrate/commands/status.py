@@ -167,7 +167,12 @@ def _render(view: GroupView, operation: dict[str, Any] | None) -> None:
             )
             continue
         status = side.status
-        health = "failed" if status.failure else ("healthy" if status.healthy else "degraded")
+        if status.failure:
+            health = "failed"
+        elif status.replication_stopped:
+            health = "not replicating"  # healthy objects, but nothing flows until someone reprotects
+        else:
+            health = "healthy" if status.healthy else "degraded"
         last = status.last_sync_time.strftime("%H:%M:%S") if status.last_sync_time else "-"
         # The adapters' messages start with the object ("VolumeGroupReplication ns/name: ..."): the table says
         # which group it is already, so keep the part an operator reads.

@@ -179,13 +179,21 @@ def test_failed_volume_is_a_permanent_failure_with_trident_message() -> None:
 def test_undoing_a_failed_promotion_leaves_its_failure_behind_as_history() -> None:
     # The compensation of a failed promotion makes the target follow the source again; until Trident reconciles
     # that spec the failed TMR's status is for the promotion, and the wait for Secondary must not give up on it.
-    target, _ = site("dc2", "dc2-target-failed.yaml")
+    target, api = site("dc2", "dc2-target-failed.yaml")
     source, _ = site("dc1", "dc1-source-promoted.yaml")
     assert target.reprotect(resync=False, peer=source).changed
     status = target.observe()
     assert status.failure is None and not status.failure_permanent, status.failure
-    assert (status.current, status.role) == (False, Role.UNKNOWN)
+    assert (status.current, status.role, status.healthy) == (False, Role.UNKNOWN, False)
     assert status.volumes[1].state == "failed" and "status is for generation" in status.volumes[1].message
+    # Named still (once), should Trident fail the new spec too: it would not rewrite a status that stays failed.
+    assert status.message.count("Could not promote mirror") == 1, status.message
+    every_tmr_failed = [mirror for mirror in api.objects.values() if mirror["kind"] == "TridentMirrorRelationship"]
+    for mirror in every_tmr_failed:
+        mirror["status"]["conditions"][0].update(state="failed", message="Could not promote mirror")
+    status = target.observe()
+    assert status.failure is None and not status.healthy
+    assert "; wal-postgres-0 failed for its earlier spec (generation 2): Could not promote mirror" in status.message
 
 
 def test_invalid_volume_is_a_permanent_failure() -> None:

@@ -3,7 +3,7 @@
 On RGs recorded from the real Dell csm-replication v1.14.0 controllers: a group is protected when one side is a
 healthy Primary, the other a healthy Secondary and data flows between them. Between FAILOVER_REMOTE and the
 reprotect both RGs say link FAILEDOVER: roles and health look right, yet nothing replicates, and the summary says
-so rather than "protected"; so does a lag beyond the RPO.
+so rather than "protected" (and the table shows each side "not replicating"); so does a lag beyond the RPO.
 """
 
 from __future__ import annotations
@@ -11,7 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from clusters.api import JsonObject
+from orchestrate import output
+from orchestrate.commands import status
 from orchestrate.config import parse_config
 from orchestrate.service import observe_group
 from tests.unit.fake_cluster import FakeClusterApi
@@ -70,3 +74,13 @@ def test_a_lag_beyond_the_rpo_is_named() -> None:
     late = view("dc1_target_resynced", "dc2_reprotect_succeeded", rpo="5m")
     assert not late.protected
     assert "s ago, beyond the RPO of 300 s" in late.summary, late.summary
+
+
+def test_the_status_table_shows_a_failed_over_side_as_not_replicating(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(output.console, "width", 200)
+    status._render(view("dc1_target_during_peer_reprotect", "dc2_reprotect_in_progress"), None)
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "NOT protected: replication stopped" in printed, printed
+    assert printed.count("not replicating") == 2, printed  # both RGs say FAILEDOVER

@@ -8,7 +8,8 @@ Covers: source answering 403 -> FAIL "<source> lost" mentioning forbidden (one p
 WARN with ``force``; source refusing connections for every probe (LossDetection probes=2, window=0.2s) -> PASS
 "<source> lost" with "no answer to 2 of 2", the operation not refused and the source reported unreachable. And
 the role observation of the monitors skipping a cluster that gave no answer moments ago (an operation's own
-observation always asks).
+observation always asks). And a planned handover refused while the source reports its replication stopped (a
+Dell link left FAILEDOVER, on RGs recorded from the real controllers), naming ``resume`` as the way out.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from clusters.api import ClusterApi
 from clusters.registry import ClusterRegistry
 from tests.unit.fake_cluster import FakeClusterApi, load_recorded
 from tests.unit.local_servers import Answer, closed_port, cluster_api, http_server
+from tests.unit.test_powerstore_real_recordings import site
 from workflows.groups import GroupConfig, LossDetection, ReplicationConfig
 from workflows.models import Finding, Operation, PreflightInput, PreflightReport, RolesInput, Verdict
 
@@ -149,3 +151,24 @@ def test_monitors_skip_a_cluster_that_was_silent_moments_ago(stack: ExitStack) -
     # An operation's own observation always asks.
     activities.observe_roles(RolesInput(group=GROUP.name))
     assert silent.request_count > asked
+
+
+@pytest.mark.parametrize(
+    ("moment", "refused"), [("dc2_reprotect_in_progress", True), ("dc2_reprotect_succeeded", False)]
+)
+def test_a_planned_handover_from_a_source_whose_replication_stopped_is_refused(moment: str, refused: bool) -> None:
+    dell = GROUP.model_copy(update={"name": "pg-powerstore", "backend": Backend.POWERSTORE})
+    apis = {cluster: TargetApi(cluster) for cluster in dell.clusters}
+    activities = FailoverActivities(registry=Registry(apis), groups=static_lookup([dell]), http=httpx.Client())
+    request = PreflightInput(group=dell.name, operation=Operation.FAILBACK, source="dc2", target="dc1", force=False)
+    preflight = Preflight(activities, dell, request)
+    preflight._source_role("dc2", site("dc2", moment)[0].observe())
+    stopped = [f for f in preflight.findings if f.check == "dc2 replicating"]
+    if refused:
+        (finding,) = stopped
+        assert finding.verdict is Verdict.FAIL and "link FAILEDOVER" in finding.observed
+        assert (
+            finding.remedy is not None and "`orchestrate resume --group pg-powerstore` reprotects dc1" in finding.remedy
+        )
+    else:
+        assert stopped == []
