@@ -536,29 +536,24 @@ def demo_config(
 
 
 def wait_until_protected(config_file: Path, timeout: float = 180.0) -> None:
-    """Wait until every group has a current Primary and a Secondary, both healthy, replication not reported stopped.
+    """Wait until ``orchestrate status`` would call every demo group protected (:func:`observe_group`'s rule).
 
     Health counts too: right after the VolumeReplications are enabled the upstream csi-addons controller reports
     the Secondary Degraded until its first sync pass, and ``status`` would call the fresh lab "NOT protected".
     """
-    from adapters.base import Role
-    from adapters.registry import adapter_for
     from clusters.registry import ClusterRegistry
     from orchestrate.config import load_config
+    from orchestrate.service import observe_group
     from sandbox.processes import wait_until
 
     config = load_config(config_file)
     registry = ClusterRegistry(config.clusters)
     try:
         for group in config.groups:
-            adapters = [adapter_for(registry.api(c), group.replication_target(c)) for c in group.clusters]
-
-            def protected() -> bool:
-                statuses = [adapter.observe() for adapter in adapters]  # noqa: B023 - used at once
-                roles = sorted(s.role for s in statuses if s.current)
-                settled = all(s.failure is None and s.healthy and not s.replication_stopped for s in statuses)
-                return roles == [Role.PRIMARY, Role.SECONDARY] and settled
-
-            wait_until(protected, f"demo group {group.name} replicating", timeout)
+            wait_until(
+                lambda: observe_group(registry, config, group).protected,  # noqa: B023 - used at once
+                f"demo group {group.name} replicating",
+                timeout,
+            )
     finally:
         registry.close()
