@@ -54,7 +54,7 @@ async def test_planned_failover_moves_primary_and_workloads(
     assert world.sides["dc2"].role is Role.PRIMARY and world.sides["dc2"].replicas == 1
     assert world.sides["dc1"].role is Role.SECONDARY and world.sides["dc1"].replicas == 0
     order = [c for c in world.calls if not c.startswith(("observe", "preflight", "reprotect-"))]
-    assert order == [
+    assert order[:7] == [
         "stop_workloads:dc1",
         "wait_volumes_released:dc1",
         "prepare_sync_point:dc1",
@@ -62,11 +62,14 @@ async def test_planned_failover_moves_primary_and_workloads(
         "wait_final_sync:dc1",
         "promote:dc2",
         "wait_promoted:dc2",
-        "start_workloads:dc2",
-        "wait_workloads_ready:dc2",
-        "reprotect:dc1",
-        "wait_resync:dc1",
     ]
+    # After the promotion the application starts on dc2 while dc1 is reprotected: two chains, each in order.
+    after = order[7:]
+    assert sorted(after) == sorted(
+        ["start_workloads:dc2", "wait_workloads_ready:dc2", "reprotect:dc1", "wait_resync:dc1"]
+    )
+    assert after.index("start_workloads:dc2") < after.index("wait_workloads_ready:dc2")
+    assert after.index("reprotect:dc1") < after.index("wait_resync:dc1")
     assert "reprotect-resync=False" in world.calls
     steps = {s.name: s for s in result.progress.steps}
     assert steps["wait for final sync"].outcome == "done"
@@ -237,6 +240,34 @@ async def test_failure_after_promotion_needs_attention_without_rollback(
     assert world.sides["dc2"].role is Role.PRIMARY
     assert world.sides["dc1"].role is Role.SECONDARY
     assert result.progress.compensated == ()
+
+
+async def test_a_reprotect_failing_alongside_the_start_leaves_the_application_running(
+    temporal_env: WorkflowEnvironment, world_and_queue: tuple[FakeWorld, str]
+) -> None:
+    world, task_queue = world_and_queue
+    world.fail("wait_resync", message="dc1 did not resync")
+    result = await (await start(temporal_env.client, world, task_queue)).result()
+
+    assert result.outcome is Outcome.NEEDS_ATTENTION
+    assert "dc2 is Primary and holds the data" in result.message and "dc1 did not resync" in result.message
+    assert result.progress.left_to_do == ("reprotect",)
+    assert world.sides["dc2"].role is Role.PRIMARY and world.sides["dc2"].replicas == 1
+    assert result.progress.compensated == ()
+
+
+async def test_a_start_and_a_reprotect_both_failing_are_both_named(
+    temporal_env: WorkflowEnvironment, world_and_queue: tuple[FakeWorld, str]
+) -> None:
+    world, task_queue = world_and_queue
+    world.fail("wait_workloads_ready", message="postgres 0/1 ready")
+    world.fail("wait_resync", message="dc1 did not resync")
+    result = await (await start(temporal_env.client, world, task_queue)).result()
+
+    assert result.outcome is Outcome.NEEDS_ATTENTION
+    assert "postgres 0/1 ready" in result.message and "dc1 did not resync" in result.message
+    assert set(result.progress.left_to_do) == {"start workloads", "post-hooks", "reprotect"}
+    assert world.sides["dc1"].role is Role.SECONDARY and world.sides["dc1"].replicas == 0
 
 
 async def test_unplanned_failover_fences_the_old_primary_on_return(

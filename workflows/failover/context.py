@@ -41,6 +41,10 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
+REPROTECT_ALONGSIDE_START = "reprotect-alongside-start"
+"""Patch: after the promotion, the old side is reprotected while the application starts, not after it."""
+
+
 class OperationContext:
     """One operation's state and shared steps.
 
@@ -327,9 +331,17 @@ class OperationContext:
             "wait for volumes released", cluster, "wait_volumes_released", self.name, self.group.timeouts.quiesce
         )
 
-    async def reprotect(self, cluster: str, peer: str, *, resync: bool) -> None:
-        """Make ``cluster`` follow ``peer`` and wait until it has caught up."""
-        self.set_phase(Phase.REPROTECTING, f"{cluster} follows {peer}")
+    async def reprotect(self, cluster: str, peer: str, *, resync: bool, show_phase: bool = True) -> None:
+        """Make ``cluster`` follow ``peer`` and wait until it has caught up.
+
+        Args:
+            cluster: the old side, to follow.
+            peer: the Primary it follows.
+            resync: discard its divergent writes (after an unplanned failover).
+            show_phase: publish the Reprotecting phase (not while the application starts alongside).
+        """
+        if show_phase:
+            self.set_phase(Phase.REPROTECTING, f"{cluster} follows {peer}")
         await self.runner.run(
             "reprotect",
             cluster,
@@ -337,6 +349,60 @@ class OperationContext:
             ReprotectInput(group=self.name, cluster=cluster, peer=peer, resync=resync),
         )
         await self.runner.wait("wait for resync", cluster, "wait_resync", self.name, self.group.timeouts.reprotect)
+
+    async def _start_application(self, replicas: dict[str, int], left: list[str]) -> None:
+        """Start the workloads on the new primary, wait until they are ready, tell the parent, run post-hooks.
+
+        Removes each part from ``left`` once it is done.
+        """
+        assert self.target is not None
+        target = self.target
+        self.set_phase(Phase.STARTING, f"starting workloads on {target}")
+        await self.runner.run(
+            "start workloads", target, "start_workloads", ScaleInput(group=self.name, cluster=target, replicas=replicas)
+        )
+        await self.runner.wait(
+            "wait for workloads ready", target, "wait_workloads_ready", self.name, self.group.timeouts.start
+        )
+        left.remove("start workloads")
+        self.application_started = True
+        self._report_to_parent()
+        await self.hooks("post")
+        left.remove("post-hooks")
+
+    async def _start_while_reprotecting(self, replicas: dict[str, int], left: list[str]) -> None:
+        """Start the application on the new primary and reprotect the old side at the same time.
+
+        The two touch different sites and neither needs the other: a reprotect without resync discards nothing on
+        the old side, it only starts following the new primary. Both run to their end; a failure of either is
+        raised once both have ended, with every failure named.
+
+        Raises:
+            StepFailedError: a step of either failed for good (``left`` still names what did not finish).
+        """
+        assert self.source is not None and self.target is not None
+        source, target = self.source, self.target
+
+        async def reprotect_old_side() -> None:
+            await self.reprotect(source, target, resync=False, show_phase=False)
+            left.remove("reprotect")
+
+        async def start_then_show_reprotect() -> None:
+            await self._start_application(replicas, left)
+            if "reprotect" in left:
+                self.set_phase(Phase.REPROTECTING, f"{source} follows {target}")
+
+        outcomes = await asyncio.gather(start_then_show_reprotect(), reprotect_old_side(), return_exceptions=True)
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        unexpected = [e for e in errors if not isinstance(e, StepFailedError)]
+        if unexpected:
+            raise unexpected[0]
+        step_failures = [e for e in errors if isinstance(e, StepFailedError)]
+        if len(step_failures) == 1:
+            raise step_failures[0]
+        if step_failures:
+            first, second = step_failures
+            raise StepFailedError(first.step, first.cluster, f"{first.cause}; and {second}", first.error_type)
 
     async def after_promotion(
         self, replicas: dict[str, int], final_phase: Phase, *, reprotect: bool, resync: bool, note: str = ""
@@ -359,24 +425,16 @@ class OperationContext:
                 # Trident leaves the old source promoted until it is reestablished: do it before anything starts.
                 await self.reprotect(source, target, resync=resync)
                 left.remove("reprotect")
-            self.set_phase(Phase.STARTING, f"starting workloads on {target}")
-            await self.runner.run(
-                "start workloads",
-                target,
-                "start_workloads",
-                ScaleInput(group=self.name, cluster=target, replicas=replicas),
-            )
-            await self.runner.wait(
-                "wait for workloads ready", target, "wait_workloads_ready", self.name, group.timeouts.start
-            )
-            left.remove("start workloads")
-            self.application_started = True
-            self._report_to_parent()
-            await self.hooks("post")
-            left.remove("post-hooks")
-            if reprotect and not reprotect_first:
-                await self.reprotect(source, target, resync=resync)
-                left.remove("reprotect")
+            # Only a reprotect that discards nothing runs alongside: one with a resync waits until the application
+            # runs, so that a failed start still finds the old side's divergent writes where they were.
+            alongside = reprotect and not reprotect_first and not resync
+            if alongside and workflow.patched(REPROTECT_ALONGSIDE_START):
+                await self._start_while_reprotecting(replicas, left)
+            else:
+                await self._start_application(replicas, left)
+                if reprotect and not reprotect_first:
+                    await self.reprotect(source, target, resync=resync)
+                    left.remove("reprotect")
         except StepFailedError as failure:
             self.left_to_do = tuple(left)
             return self.end(
