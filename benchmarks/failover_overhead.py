@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import statistics
 import tempfile
 import time
@@ -48,9 +49,12 @@ INJECTED = sum(LATENCIES[name] for name in CRITICAL_PATH)
 
 
 def percentile(values: list[float], fraction: float) -> float:
-    """The ``fraction`` percentile by nearest rank."""
+    """The ``fraction`` percentile by nearest rank: the smallest value with at least ``fraction`` of all at or below it.
+
+    (Not ``round(x + 0.5)``: Python rounds halves to even, which made the p95 of 20 runs their maximum.)
+    """
     ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))
+    index = min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered) - 1e-9) - 1))
     return ordered[index]
 
 
