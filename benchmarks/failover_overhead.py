@@ -84,11 +84,12 @@ def time_waiting(steps: Sequence[StepRecord]) -> float:
     writes (kube-controller-manager and kwok for the pods, the simulator for the storage), plus the moment a watch
     takes to deliver the change.
     """
-    intervals = sorted(
-        (s.started, s.ended)
-        for s in steps
-        if s.name.startswith("wait for") and s.started is not None and s.ended is not None
-    )
+    return time_in_steps([s for s in steps if s.name.startswith("wait for")])
+
+
+def time_in_steps(steps: Sequence[StepRecord]) -> float:
+    """Seconds during which at least one of ``steps`` ran (the union of their intervals; unfinished ones left out)."""
+    intervals = sorted((s.started, s.ended) for s in steps if s.started is not None and s.ended is not None)
     total = 0.0
     covered_until = None
     for started, ended in intervals:

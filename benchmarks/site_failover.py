@@ -23,22 +23,80 @@ import resource
 import statistics
 import tempfile
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import yaml
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHistory
 
-from benchmarks.failover_overhead import INJECTED, LATENCIES, percentile
+from benchmarks.failover_overhead import INJECTED, LATENCIES, percentile, step_timeline, time_in_steps
 from benchmarks.lab_session import benchmark_lab
 from orchestrate.site_service import start_site_operation
 from sandbox.lab import Lab
 from workflows.failover import operation_id
-from workflows.models import FailoverResult, Operation, Outcome
-from workflows.site.models import SiteFailoverRequest
+from workflows.models import FailoverResult, Operation, Outcome, StepRecord
+from workflows.site.models import SiteFailoverRequest, SiteProgress
 
 SITE_LATENCIES = {**LATENCIES, "sync_interval": 1.0}
 """The single-group benchmark's timings, with shipments every second: a Trident group's promotion waits for its
 snapshot to reach the target, which (as with SnapMirror's schedule) comes with the next periodic shipment."""
+
+
+def where_the_time_goes(progress: SiteProgress, steps: dict[str, tuple[StepRecord, ...]]) -> dict[str, list[float]]:
+    """Each group's time split in the parts of a site failover, in seconds (one value per group and part).
+
+    before child: from the site workflow's start until it started the group's child (planning, then waiting for a
+    slot); child start: until the child's first step began (the child workflow's start and first workflow task);
+    in steps: while at least one step ran; between steps: the rest of the child's time from its first step's start
+    to its last step's end (workflow tasks and activity dispatch); after: from the last step's end until the site
+    workflow recorded the group's end.
+    """
+    parts: dict[str, list[float]] = {"before child": [], "child start": [], "in steps": [], "between steps": [],
+                                     "after": []}  # fmt: skip
+    for group in progress.groups:
+        timed = [s for s in steps.get(group.group, ()) if s.started is not None and s.ended is not None]
+        if not timed or group.started is None or group.ended is None or progress.started is None:
+            continue
+        first = min(s.started for s in timed if s.started is not None)
+        last = max(s.ended for s in timed if s.ended is not None)
+        busy = time_in_steps(timed)
+        parts["before child"].append((group.started - progress.started).total_seconds())
+        parts["child start"].append((first - group.started).total_seconds())
+        parts["in steps"].append(busy)
+        parts["between steps"].append((last - first).total_seconds() - busy)
+        parts["after"].append((group.ended - last).total_seconds())
+    return parts
+
+
+def time_queued(history: WorkflowHistory) -> dict[str, float]:
+    """Seconds a workflow's tasks waited in Temporal's queues (scheduled to started), by kind of task.
+
+    A busy worker or server shows here; the rest of a step's time is the worker running it (a local activity runs
+    inside its workflow task) and, in a wait, the lab reacting.
+    """
+    scheduled: dict[int, datetime] = {}
+    totals = {"workflow tasks": 0.0, "activity tasks": 0.0}
+    for event in history.events:
+        kind = event.event_type
+        if kind in (EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED):
+            scheduled[event.event_id] = event.event_time.ToDatetime()
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            began = scheduled.get(event.workflow_task_started_event_attributes.scheduled_event_id)
+            if began is not None:
+                totals["workflow tasks"] += (event.event_time.ToDatetime() - began).total_seconds()
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            began = scheduled.get(event.activity_task_started_event_attributes.scheduled_event_id)
+            if began is not None:
+                totals["activity tasks"] += (event.event_time.ToDatetime() - began).total_seconds()
+    return totals
+
+
+def _print_breakdown(label: str, parts: dict[str, list[float]], title: str = "where the time goes") -> None:
+    print(
+        f"{label}{title} (median / max over groups): "
+        + "; ".join(f"{name} {statistics.median(v):.2f}/{max(v):.2f}s" for name, v in parts.items() if v)
+    )
 
 
 def _one_tier(config_file: Path) -> None:
@@ -105,21 +163,24 @@ async def measure(count: int, root: Path) -> dict[str, float]:
         lab_cpu = {k: v - lab_before.get(k, 0.0) for k, v in _lab_cpu(lab).items()}
         requests = sum(a.request_count for a in apis) - requests_before
         events = len((await handle.fetch_history()).events)
+        steps: dict[str, tuple[StepRecord, ...]] = {}
+        queued: dict[str, list[float]] = {"workflow tasks": [], "activity tasks": []}
         for group in result.progress.groups:
-            child = client.get_workflow_handle(operation_id(group.group))
-            events += len((await child.fetch_history()).events)
+            child = client.get_workflow_handle(operation_id(group.group), result_type=FailoverResult)
+            history = await child.fetch_history()
+            events += len(history.events)
+            for kind, seconds in time_queued(history).items():
+                queued[kind].append(seconds)
+            steps[group.group] = (await child.result()).progress.steps
+        _print_breakdown(label, where_the_time_goes(result.progress, steps))
+        _print_breakdown(label, queued, "of which queued in Temporal until a worker took the task")
         slowest = max(
             (g for g in result.progress.groups if g.started and g.ended),
             key=lambda g: (g.ended - g.started) if g.started and g.ended else timedelta(0),
             default=None,
         )
         if slowest is not None:
-            child_handle = client.get_workflow_handle(operation_id(slowest.group), result_type=FailoverResult)
-            steps = (await child_handle.result()).progress.steps
-            print(
-                f"{label}slowest group {slowest.group} ({slowest.backend}): "
-                + ", ".join(f"{s.name} {s.duration.total_seconds():.2f}" for s in steps if s.duration)
-            )
+            print(f"{label}slowest group {slowest.group} ({slowest.backend}): {step_timeline(steps[slowest.group])}")
     if result.outcome is not Outcome.SUCCEEDED:
         raise SystemExit(f"[{count} groups] {result.outcome.value}: {result.message}")
     overheads = [
