@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from orchestrate.commands import admin, failover, manage, sandbox, status
+from orchestrate.commands import admin, failover, manage, sandbox, serve, status
 from orchestrate.exit_codes import ExitCode
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.command()(manage.approve)
 app.command()(manage.abort)
 app.command()(admin.validate)
 app.command()(admin.worker)
+app.command()(serve.serve)
 app.add_typer(sandbox.app, name="sandbox")
 
 

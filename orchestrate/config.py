@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from clusters.registry import ClusterConfig
+from orchestrate.alerts.rules import AlertSettings, Approval
 from workflows.groups import GroupConfig
 
 CONFIG_ENV = "ORCHESTRATE_CONFIG"
@@ -62,6 +63,7 @@ class OrchestratorConfig(_Model):
     temporal: TemporalSettings = TemporalSettings()
     clusters: tuple[ClusterConfig, ...]
     groups: tuple[GroupConfig, ...] = ()
+    alerts: AlertSettings = AlertSettings()
 
     @model_validator(mode="after")
     def _references(self) -> OrchestratorConfig:
@@ -78,7 +80,27 @@ class OrchestratorConfig(_Model):
                     f"groups: group {group.name} names unknown cluster(s) {', '.join(unknown)}; "
                     f"known clusters: {', '.join(cluster_names)}"
                 )
+        self._check_alert_rules()
         return self
+
+    def _check_alert_rules(self) -> None:
+        rule_names = [r.name for r in self.alerts.rules]
+        if len(set(rule_names)) != len(rule_names):
+            raise ValueError("alerts.rules: rule names must be unique")
+        groups = {g.name: g for g in self.groups}
+        for rule in self.alerts.rules:
+            group = groups.get(rule.group)
+            if group is None:
+                raise ValueError(
+                    f"alerts.rules: rule {rule.name} names unknown group {rule.group!r}; "
+                    f"known groups: {', '.join(groups) or 'none'}"
+                )
+            if rule.approval is Approval.AUTOMATIC and group.approval.alert_triggered:
+                raise ValueError(
+                    f"alerts.rules: rule {rule.name} says approval: automatic, but group {group.name} requires "
+                    "approval for alert-triggered operations (the worker enforces it); set the group's "
+                    "approval.alert_triggered: false to let alerts move it without a human"
+                )
 
     def group(self, name: str) -> GroupConfig:
         """The group called ``name``; :class:`UnknownGroupError` lists the known ones."""

@@ -77,6 +77,36 @@ class Finding(Frozen):
     remedy: str | None = None
 
 
+class AlertNote(Frozen):
+    """An Alertmanager alert that started an operation, joined it, or resolved while it ran.
+
+    Attributes:
+        alertname: the alert's ``alertname`` label.
+        fingerprint: Alertmanager's identity of the alert.
+        status: ``firing`` or ``resolved`` (a resolved alert is recorded, it never stops anything).
+        group_key: the notification's ``groupKey`` (one route and one set of group labels).
+        receiver: the Alertmanager receiver that sent it.
+        external_url: the sending Alertmanager's ``externalURL``.
+        starts_at: when the alert started firing.
+        rule: the orchestrator's rule that matched it.
+        received_at: when the orchestrator received the notification.
+    """
+
+    alertname: str
+    fingerprint: str
+    status: str
+    group_key: str = ""
+    receiver: str = ""
+    external_url: str = ""
+    starts_at: datetime | None = None
+    rule: str = ""
+    received_at: datetime | None = None
+
+
+ALERT_SIGNAL = "alert"
+"""The signal by which the webhook tells a running operation about an alert that joined it or resolved."""
+
+
 class FailoverRequest(Frozen):
     """The input of a group failover workflow.
 
@@ -96,6 +126,7 @@ class FailoverRequest(Frozen):
         fence_pending: resume only: a fence workflow still waits for the old primary (resume leaves it to it).
         expected_primary: resume only: the cluster the unfinished operation promoted (the fence's new primary, or
             the last operation's target); resume refuses when another side is the one observed Primary.
+        alert: the alert that started it (``orchestrate serve``), if one did.
     """
 
     group: str
@@ -110,6 +141,7 @@ class FailoverRequest(Frozen):
     last_sync_seen: datetime | None = None
     fence_pending: bool = False
     expected_primary: str | None = None
+    alert: AlertNote | None = None
 
 
 class StepRecord(Frozen):
@@ -157,6 +189,9 @@ class Progress(Frozen):
     leaves_primary_on: str | None = None
     """Where the group's Primary belongs if the operation ends now: the source until the promotion is requested,
     then the target; ``None`` once a compensation undoes a requested promotion (either side may hold it)."""
+    triggered_by: str = ""
+    alerts: tuple[AlertNote, ...] = ()
+    """The alert that started the operation (first), then those that joined it or resolved while it ran."""
 
 
 class Outcome(StrEnum):

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.groups import GroupConfig
     from workflows.models import (
         GROUP_REPORT_SIGNAL,
+        AlertNote,
         FailoverRequest,
         FailoverResult,
         Finding,
@@ -84,6 +85,8 @@ class OperationContext:
         self.application_started = False
         """The application runs on the new primary (a site failover's next tier may start)."""
         self._reports: list[asyncio.Future[None]] = []
+        self.alerts: list[AlertNote] = [request.alert] if request.alert is not None else []
+        """The alert that started the operation, then those that joined it or resolved while it ran."""
 
     # ------------------------------------------------------------------------------------------ state
 
@@ -122,6 +125,8 @@ class OperationContext:
             fence_workflow=self.fence_workflow,
             left_to_do=self.left_to_do,
             leaves_primary_on=self.leaves_primary_on(),
+            triggered_by=self.request.triggered_by,
+            alerts=tuple(self.alerts),
         )
 
     def leaves_primary_on(self) -> str | None:

@@ -17,7 +17,20 @@ with workflow.unsafe.imports_passed_through():
     from workflows.failover.resume import run_resume
     from workflows.failover.steps import AbortedError, StepFailedError
     from workflows.failover.unplanned import run_unplanned
-    from workflows.models import FailoverRequest, FailoverResult, Operation, Outcome, Phase, Progress
+    from workflows.models import (
+        ALERT_SIGNAL,
+        AlertNote,
+        FailoverRequest,
+        FailoverResult,
+        Operation,
+        Outcome,
+        Phase,
+        Progress,
+    )
+
+
+MAX_ALERTS = 100
+"""Alerts an operation records at most: a flapping alert repeated for hours must not grow its history unbounded."""
 
 
 def operation_id(group: str) -> str:
@@ -31,6 +44,8 @@ class GroupFailoverWorkflow:
 
     def __init__(self) -> None:
         self._ctx: OperationContext | None = None
+        self._early_alerts: list[AlertNote] = []
+        """Alerts signalled before ``run`` made the context (a signal can come first in the first task)."""
 
     def _context(self) -> OperationContext:
         if self._ctx is None:
@@ -43,6 +58,13 @@ class GroupFailoverWorkflow:
     def progress(self) -> Progress:
         """Phase, steps, findings, lag and data-loss window."""
         return self._context().progress()
+
+    @workflow.signal(name=ALERT_SIGNAL)
+    def alert(self, note: AlertNote) -> None:
+        """Record an alert that joined the operation or resolved while it ran (it changes nothing else)."""
+        alerts = self._ctx.alerts if self._ctx is not None else self._early_alerts
+        if len(alerts) < MAX_ALERTS:
+            alerts.append(note)
 
     @workflow.update
     def approve(self, approver: str) -> str:
@@ -85,6 +107,7 @@ class GroupFailoverWorkflow:
     async def run(self, request: FailoverRequest) -> FailoverResult:
         """Run the operation and report how it ended."""
         ctx = self._ctx = OperationContext(request)
+        ctx.alerts.extend(self._early_alerts)
         try:
             result = await self._dispatch(ctx)
         except AbortedError:

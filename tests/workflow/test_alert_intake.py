@@ -1,0 +1,97 @@
+"""Workflow tier: the alert intake against a real Temporal dev server and the real group workflow (fake world).
+
+One firing alert starts exactly one operation, which waits for approval (the default for alert-triggered moves);
+the same notification posted again joins it; a resolved alert is recorded on it and stops nothing; after the move
+a new alert within the cooldown starts nothing and says why. Temporal's visibility is the witness of how many
+operations ran.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from clusters.registry import ClusterConfig
+from orchestrate.alerts.intake import Action, take
+from orchestrate.alerts.operations import TemporalOperations
+from orchestrate.alerts.payload import Notification
+from orchestrate.alerts.rules import AlertRule, AlertSettings, parse_matcher
+from orchestrate.config import OrchestratorConfig, TemporalSettings
+from tests.workflow.conftest import Scenario, eventually, result_of
+from workflows.failover import GroupFailoverWorkflow
+from workflows.models import Operation, Outcome, Phase
+
+
+def config_for(scenario: Scenario) -> OrchestratorConfig:
+    group = scenario.world.group()
+    return OrchestratorConfig(
+        temporal=TemporalSettings(task_queue=scenario.task_queue),
+        clusters=tuple(ClusterConfig(name=c, site=c, kubeconfig=Path("/nonexistent")) for c in group.clusters),
+        groups=(group,),
+        alerts=AlertSettings(
+            rules=(
+                AlertRule(
+                    name="maintenance",
+                    matchers=(parse_matcher("alertname=SiteMaintenance"),),
+                    group=group.name,
+                    operation=Operation.PLANNED,
+                ),
+            )
+        ),
+    )
+
+
+def notification(status: str = "firing", fingerprint: str = "f1") -> Notification:
+    return Notification.model_validate(
+        {
+            "version": "4",
+            "groupKey": '{}:{alertname="SiteMaintenance"}',
+            "status": status,
+            "receiver": "failover",
+            "externalURL": "http://alertmanager:9093",
+            "alerts": [
+                {"status": status, "labels": {"alertname": "SiteMaintenance"}, "fingerprint": fingerprint},
+            ],
+        }
+    )
+
+
+async def operations_of(scenario: Scenario) -> list[Any]:
+    query = f"WorkflowId = '{scenario.workflow_id}'"
+    return [w async for w in scenario.client.list_workflows(query)]
+
+
+async def test_an_alert_starts_one_operation_that_later_alerts_join_and_the_cooldown_then_holds(
+    scenario: Scenario,
+) -> None:
+    config = config_for(scenario)
+    operations = TemporalOperations(scenario.client, config)
+
+    async def send(note: Notification) -> Any:
+        (decision,) = await take(note, config.alerts, config, operations)
+        return decision
+
+    started = await send(notification())
+    assert started.action is Action.STARTED and started.workflow_id == scenario.workflow_id
+    assert "waits for approval" in started.reason
+    handle = scenario.client.get_workflow_handle_for(GroupFailoverWorkflow.run, scenario.workflow_id)
+    await eventually(lambda: handle.query(GroupFailoverWorkflow.progress), lambda p: p.approval_pending)
+
+    joined = await send(notification())
+    assert joined.action is Action.JOINED and joined.workflow_id == scenario.workflow_id
+    resolved = await send(notification("resolved"))
+    assert resolved.action is Action.RECORDED
+    progress = await eventually(lambda: handle.query(GroupFailoverWorkflow.progress), lambda p: len(p.alerts) == 3)
+    assert [(a.fingerprint, a.status) for a in progress.alerts] == [("f1", "firing")] * 2 + [("f1", "resolved")]
+    assert progress.phase is Phase.WAITING_FOR_APPROVAL and progress.triggered_by == "alertmanager:SiteMaintenance"
+    assert not any(c.startswith(("stop_workloads", "demote")) for c in scenario.world.calls)
+    assert len(await operations_of(scenario)) == 1
+
+    await handle.execute_update(GroupFailoverWorkflow.approve, "oncall")
+    result = await result_of(handle)
+    assert result.outcome is Outcome.SUCCEEDED and result.progress.alerts[0].rule == "maintenance"
+
+    await eventually(lambda: operations.last_move(scenario.group), lambda moved: moved is not None)
+    held = await send(notification(fingerprint="f2"))
+    assert held.action is Action.IGNORED and "cooldown" in held.reason
+    assert len(await operations_of(scenario)) == 1
