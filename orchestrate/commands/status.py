@@ -140,14 +140,42 @@ async def _operation_entry(client: Client, group: str) -> dict[str, Any] | None:
         entry.update(phase=silent.phase, message=str(silent), answered=False)
         state = None
     if isinstance(state, Progress):
-        entry.update(phase=state.phase.value, message=state.message)
+        entry.update(phase=state.phase.value, message=state.message, **_trigger(state))
     elif isinstance(state, FailoverResult):
-        entry.update(outcome=state.outcome.value, phase=state.progress.phase.value, message=state.message)
+        entry.update(
+            outcome=state.outcome.value,
+            phase=state.progress.phase.value,
+            message=state.message,
+            **_trigger(state.progress),
+        )
     elif state is not None:
         entry.update(message=str(state))
     if fence is not None:
         entry["fence"] = fence
     return entry
+
+
+def _trigger(progress: Progress) -> dict[str, Any]:
+    """Who started the operation, and the alerts that started it, joined it or resolved while it ran."""
+    return {
+        "triggered_by": progress.triggered_by,
+        "alerts": [a.model_dump(mode="json", exclude_none=True) for a in progress.alerts],
+    }
+
+
+def _alerts_line(triggered_by: str, alerts: list[dict[str, Any]]) -> str:
+    started_by_alert = triggered_by.startswith("alertmanager:")
+    later = alerts[1:] if started_by_alert else alerts
+    joined = sum(1 for a in later if a["status"] == "firing")
+    resolved = sum(1 for a in later if a["status"] == "resolved")
+    tally = f"{joined} alert(s) joined, {resolved} resolved (a resolved alert stops nothing)"
+    if not started_by_alert:
+        return f"  started by {triggered_by}; {tally}"
+    first = alerts[0]
+    return (
+        f"  started by alert {first['alertname']} ({first['fingerprint']}, rule {first.get('rule') or '-'}); "
+        f"since then {tally}"
+    )
 
 
 def _dump(model: BaseModel | None) -> dict[str, Any] | None:
@@ -192,6 +220,8 @@ def _render(view: GroupView, operation: dict[str, Any] | None) -> None:
             f"  operation {operation['workflow_id']}: {what}, phase {operation.get('phase') or '-'}: "
             f"{operation.get('message', '')}"
         )
+        if operation.get("alerts"):
+            console.print(_alerts_line(operation.get("triggered_by", ""), operation["alerts"]), highlight=False)
     fence = (operation or {}).get("fence")
     if fence:
         _render_fence(view.group, fence)
