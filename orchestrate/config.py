@@ -88,19 +88,33 @@ class OrchestratorConfig(_Model):
         if len(set(rule_names)) != len(rule_names):
             raise ValueError("alerts.rules: rule names must be unique")
         groups = {g.name: g for g in self.groups}
+        sites = {c.site for c in self.clusters}
         for rule in self.alerts.rules:
-            group = groups.get(rule.group)
-            if group is None:
+            if rule.group is not None and rule.group not in groups:
                 raise ValueError(
                     f"alerts.rules: rule {rule.name} names unknown group {rule.group!r}; "
                     f"known groups: {', '.join(groups) or 'none'}"
                 )
-            if rule.approval is Approval.AUTOMATIC and group.approval.alert_triggered:
+            if rule.site is not None and rule.site not in sites:
                 raise ValueError(
-                    f"alerts.rules: rule {rule.name} says approval: automatic, but group {group.name} requires "
-                    "approval for alert-triggered operations (the worker enforces it); set the group's "
-                    "approval.alert_triggered: false to let alerts move it without a human"
+                    f"alerts.rules: rule {rule.name} names unknown site {rule.site!r}; known sites: "
+                    f"{', '.join(sorted(sites))}"
                 )
+            if rule.approval is not Approval.AUTOMATIC:
+                continue
+            moved = [groups[rule.group]] if rule.group is not None else list(self.groups_in_site(rule.site or ""))
+            strict = [g.name for g in moved if g.approval.alert_triggered]
+            if strict:
+                raise ValueError(
+                    f"alerts.rules: rule {rule.name} says approval: automatic, but {', '.join(strict)} require(s) "
+                    "approval for alert-triggered operations (the worker enforces it); set approval.alert_triggered: "
+                    "false on the group to let alerts move it without a human"
+                )
+
+    def groups_in_site(self, site: str) -> list[GroupConfig]:
+        """The groups with a cluster in ``site`` (those a site failover of it may move)."""
+        clusters = {c.name for c in self.clusters if c.site == site}
+        return [g for g in self.groups if clusters.intersection(g.clusters)]
 
     def group(self, name: str) -> GroupConfig:
         """The group called ``name``; :class:`UnknownGroupError` lists the known ones."""

@@ -26,7 +26,7 @@ from orchestrate.queries import ANSWER_TIMEOUT, NoAnswerError, ask, describe, or
 from workflows import visibility
 from workflows.failover import GroupFailoverWorkflow, GroupFenceWorkflow, fence_id, operation_id
 from workflows.groups import GroupConfig
-from workflows.models import FailoverRequest, FailoverResult, FenceState, Operation, Phase, Progress
+from workflows.models import AlertNote, FailoverRequest, FailoverResult, FenceState, Operation, Phase, Progress
 from workflows.monitor import GroupMonitorWorkflow, MonitorInput, monitor_id
 
 EXECUTION_TIMEOUT = timedelta(days=30)
@@ -136,8 +136,8 @@ async def start_operation(
                 else f"{request.operation.value} failover of {group.name}"
                 + (f" to {request.target}" if request.target else "")
             ),
-            static_details=f"triggered by {request.triggered_by}; namespace {group.namespace}; "
-            f"backend {group.backend.value}; clusters {', '.join(group.clusters)}",
+            static_details=f"triggered by {request.triggered_by}{alert_details(request.alert)}; namespace "
+            f"{group.namespace}; backend {group.backend.value}; clusters {', '.join(group.clusters)}",
         )
     except WorkflowAlreadyStartedError:
         pass  # the client turns the server's ALREADY_EXISTS into this
@@ -145,6 +145,16 @@ async def start_operation(
         if error.status is not RPCStatusCode.ALREADY_EXISTS:
             raise
     raise GroupBusyError(group.name, await or_no_answer(running_progress(client, group.name)))
+
+
+def alert_details(alert: AlertNote | None) -> str:
+    """What the Web UI's details say about the alert that started an operation ("" when none did)."""
+    if alert is None:
+        return ""
+    return (
+        f" (alert {alert.alertname}, fingerprint {alert.fingerprint}, rule {alert.rule}, groupKey {alert.group_key}"
+        f"{', from ' + alert.external_url if alert.external_url else ''})"
+    )
 
 
 async def expected_primary(client: Client, group: str, fence: FenceState | None) -> str | None:

@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrate.config import OrchestratorConfig
 from orchestrate.queries import NoAnswerError, ask, describe, or_no_answer, tell
-from orchestrate.service import EXECUTION_TIMEOUT
+from orchestrate.service import EXECUTION_TIMEOUT, alert_details
 from workflows import visibility
 from workflows.failover import GroupFailoverWorkflow, operation_id
 from workflows.models import Operation, Phase
@@ -81,7 +81,8 @@ async def start_site_operation(client: Client, config: OrchestratorConfig, reque
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=attributes,
             static_summary=f"site failover of {request.site} ({operation}{', dry run' if request.dry_run else ''})",
-            static_details=f"triggered by {request.triggered_by}; at most {request.parallel} groups at once per tier",
+            static_details=f"triggered by {request.triggered_by}{alert_details(request.alert)}; at most "
+            f"{request.parallel} groups at once per tier",
         )
     except WorkflowAlreadyStartedError:
         pass

@@ -1,6 +1,7 @@
 """What one Alertmanager notification does: per alert, start, join, record or ignore (and say why).
 
-For each alert: start the group's failover, join the one running, or ignore it with the reason. The decisions are
+For each alert: start the rule's failover (of a group, or of a site), join the one running, or ignore it with the
+reason. The decisions are
 made here; the effects (Temporal) sit behind :class:`Operations`.
 
 Rules of the intake:
@@ -23,9 +24,10 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict
 
 from orchestrate.alerts.payload import Alert, Notification
-from orchestrate.alerts.rules import AlertRule, AlertSettings, Approval
+from orchestrate.alerts.rules import AlertRule, AlertSettings, Approval, Target
 from orchestrate.config import OrchestratorConfig
 from workflows.models import AlertNote, FailoverRequest, Operation
+from workflows.site.models import SiteFailoverRequest
 
 
 class Action(StrEnum):
@@ -49,6 +51,7 @@ class Decision(BaseModel):
     reason: str
     rule: str | None = None
     group: str | None = None
+    site: str | None = None
     workflow_id: str | None = None
 
 
@@ -65,23 +68,26 @@ class RefusedError(Exception):
     """The operation could not start for a reason the sender cannot fix by retrying (e.g. a pending fence)."""
 
 
+AnyRequest = FailoverRequest | SiteFailoverRequest
+
+
 class Operations(Protocol):
     """The effects the intake needs (Temporal in production, a fake in unit tests)."""
 
-    async def last_move(self, group: str) -> datetime | None:
-        """When the group's last operation that moved it ended (``None``: never, or not on record)."""
+    async def last_move(self, target: Target) -> datetime | None:
+        """When the target's last operation that moved something ended (``None``: never, or not on record)."""
         ...
 
-    async def start(self, request: FailoverRequest) -> Started:
-        """Start the group's operation, or join the running one (the alert is then recorded on it).
+    async def start(self, request: AnyRequest) -> Started:
+        """Start the operation, or join the running one (the alert is then recorded on it).
 
         Raises:
             RefusedError: it may not start now (the message says why).
         """
         ...
 
-    async def record(self, group: str, note: AlertNote) -> str | None:
-        """Record ``note`` on the group's running operation; its workflow id, or ``None`` when none runs."""
+    async def record(self, target: Target, note: AlertNote) -> str | None:
+        """Record ``note`` on the target's running operation; its workflow id, or ``None`` when none runs."""
         ...
 
 
@@ -100,23 +106,34 @@ def note_for(alert: Alert, notification: Notification, rule: AlertRule, received
     )
 
 
-def request_for(rule: AlertRule, note: AlertNote, config: OrchestratorConfig) -> FailoverRequest:
-    """The failover request an alert matching ``rule`` makes (approval as the rule and the group's policy say)."""
-    group = config.group(rule.group)
-    if rule.approval is Approval.REQUIRED:
-        approval = True
-    elif rule.approval is Approval.AUTOMATIC:
-        approval = False
-    else:
-        unplanned = rule.operation is Operation.UNPLANNED
-        approval = unplanned or group.approval.required(unplanned=unplanned, alert=True)
-    return FailoverRequest(
-        group=group.name,
+def request_for(rule: AlertRule, note: AlertNote, config: OrchestratorConfig) -> AnyRequest:
+    """The request an alert matching ``rule`` makes (approval as the rule and the groups' policies say)."""
+    unplanned = rule.operation is Operation.UNPLANNED
+    triggered_by = f"alertmanager:{note.alertname or note.fingerprint}"
+    if rule.group is not None:
+        return FailoverRequest(
+            group=rule.group,
+            operation=rule.operation,
+            approval_required=waits_for_approval(rule, config),
+            triggered_by=triggered_by,
+            alert=note,
+        )
+    return SiteFailoverRequest(
+        site=rule.site or "",
         operation=rule.operation,
-        approval_required=approval,
-        triggered_by=f"alertmanager:{note.alertname or note.fingerprint}",
+        approval_required=rule.approval is Approval.REQUIRED or (rule.approval is None and unplanned),
+        triggered_by=triggered_by,
         alert=note,
     )
+
+
+def waits_for_approval(rule: AlertRule, config: OrchestratorConfig) -> bool:
+    """Whether what the rule starts waits for ``approve`` (for a site: any of its groups)."""
+    if rule.approval is not None:
+        return rule.approval is Approval.REQUIRED
+    unplanned = rule.operation is Operation.UNPLANNED
+    groups = [config.group(rule.group)] if rule.group is not None else config.groups_in_site(rule.site or "")
+    return unplanned or any(g.approval.required(unplanned=unplanned, alert=True) for g in groups)
 
 
 async def take(
@@ -130,95 +147,78 @@ async def take(
     """Decide (and do) what each alert of ``notification`` asks for, in order."""
     received_at = now or datetime.now(UTC)
     decisions: list[Decision] = []
-    handled: dict[str, str] = {}
-    """Group -> workflow id of what an earlier alert of this notification started or joined."""
+    handled: dict[Target, str] = {}
+    """Target -> workflow id of what an earlier alert of this notification started or joined."""
     for alert in notification.alerts:
-        base = {"alertname": alert.name, "fingerprint": alert.fingerprint, "status": alert.status}
         rule = settings.first_match(alert.labels)
         if rule is None:
-            decisions.append(Decision(**base, action=Action.IGNORED, reason="no rule matches its labels"))
-            continue
-        note = note_for(alert, notification, rule, received_at)
-        target = {"rule": rule.name, "group": rule.group}
-        if alert.status == "resolved":
-            recorded = await operations.record(rule.group, note)
-            reason = "a resolved alert starts, cancels and aborts nothing"
-            if recorded is None:
-                decisions.append(Decision(**base, **target, action=Action.IGNORED, reason=f"{reason}; nothing runs"))
-            else:
-                decisions.append(
-                    Decision(
-                        **base,
-                        **target,
-                        action=Action.RECORDED,
-                        workflow_id=recorded,
-                        reason=f"{reason}; recorded on the running operation",
-                    )
-                )
-            continue
-        if rule.group in handled:
-            workflow_id = await operations.record(rule.group, note) or handled[rule.group]
             decisions.append(
                 Decision(
-                    **base,
-                    **target,
-                    action=Action.JOINED,
-                    workflow_id=workflow_id,
-                    reason="another alert of this notification already started or joined it",
+                    alertname=alert.name,
+                    fingerprint=alert.fingerprint,
+                    status=alert.status,
+                    action=Action.IGNORED,
+                    reason="no rule matches its labels",
                 )
             )
             continue
-        decisions.append(await _fire(rule, note, base, config, operations, received_at, handled))
+        note = note_for(alert, notification, rule, received_at)
+        action, reason, workflow_id = await _decide(rule, note, config, operations, received_at, handled)
+        decisions.append(
+            Decision(
+                alertname=alert.name,
+                fingerprint=alert.fingerprint,
+                status=alert.status,
+                action=action,
+                reason=reason,
+                rule=rule.name,
+                group=rule.group,
+                site=rule.site,
+                workflow_id=workflow_id,
+            )
+        )
     return decisions
 
 
-async def _fire(
+async def _decide(
     rule: AlertRule,
     note: AlertNote,
-    base: dict[str, str],
     config: OrchestratorConfig,
     operations: Operations,
     received_at: datetime,
-    handled: dict[str, str],
-) -> Decision:
-    target = {"rule": rule.name, "group": rule.group}
-    running = await operations.record(rule.group, note)
+    handled: dict[Target, str],
+) -> tuple[Action, str, str | None]:
+    target = rule.target
+    if note.status == "resolved":
+        recorded = await operations.record(target, note)
+        reason = "a resolved alert starts, cancels and aborts nothing"
+        if recorded is None:
+            return Action.IGNORED, f"{reason}; nothing runs for {target}", None
+        return Action.RECORDED, f"{reason}; recorded on the running operation", recorded
+    if target in handled:
+        joined = await operations.record(target, note) or handled[target]
+        return Action.JOINED, "another alert of this notification already started or joined it", joined
+    running = await operations.record(target, note)
     if running is not None:
-        handled[rule.group] = running
-        return Decision(
-            **base, **target, action=Action.JOINED, workflow_id=running, reason="an operation already runs on it"
-        )
-    moved = await operations.last_move(rule.group)
+        handled[target] = running
+        return Action.JOINED, f"an operation already runs on {target}", running
+    moved = await operations.last_move(target)
     if moved is not None and received_at - moved < rule.cooldown:
         left = rule.cooldown - (received_at - moved)
-        return Decision(
-            **base,
-            **target,
-            action=Action.IGNORED,
-            reason=f"group {rule.group} moved at {moved:%Y-%m-%d %H:%M:%S} UTC, within rule {rule.name}'s cooldown "
-            f"of {_span(rule.cooldown)} ({_span(left)} left); nothing started",
+        reason = (
+            f"{target} moved at {moved:%Y-%m-%d %H:%M:%S} UTC, within rule {rule.name}'s cooldown of "
+            f"{_span(rule.cooldown)} ({_span(left)} left); nothing started"
         )
+        return Action.IGNORED, reason, None
     try:
         started = await operations.start(request_for(rule, note, config))
     except RefusedError as refused:
-        return Decision(**base, **target, action=Action.IGNORED, reason=f"not started: {refused}")
-    handled[rule.group] = started.workflow_id
+        return Action.IGNORED, f"not started: {refused}", None
+    handled[target] = started.workflow_id
     if started.joined:
-        return Decision(
-            **base,
-            **target,
-            action=Action.JOINED,
-            workflow_id=started.workflow_id,
-            reason="an operation already runs on it",
-        )
-    return Decision(
-        **base,
-        **target,
-        action=Action.STARTED,
-        workflow_id=started.workflow_id,
-        reason=f"{rule.operation.value} failover of {rule.group} started"
-        + (" (waits for approval)" if request_for(rule, note, config).approval_required else ""),
-    )
+        return Action.JOINED, f"an operation already runs on {target}", started.workflow_id
+    waits = " (waits for approval)" if waits_for_approval(rule, config) else ""
+    return Action.STARTED, f"{rule.operation.value} failover of {target} started{waits}", started.workflow_id
 
 
 def _span(duration: timedelta) -> str:

@@ -1,4 +1,7 @@
-"""The intake's effects on Temporal: start or join a group's operation, record an alert on it, find its last move."""
+"""The intake's effects on Temporal: start or join an operation, record an alert on it, find its target's last move.
+
+An operation is a group's (``failover/<group>``) or a site's (``site-failover/<site>``).
+"""
 
 from __future__ import annotations
 
@@ -7,16 +10,25 @@ from datetime import datetime
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from orchestrate.alerts.intake import RefusedError, Started
+from orchestrate.alerts.intake import AnyRequest, RefusedError, Started
+from orchestrate.alerts.rules import Target, TargetKind
 from orchestrate.config import OrchestratorConfig
-from orchestrate.queries import NoAnswerError, describe
+from orchestrate.queries import ANSWER_TIMEOUT, NoAnswerError, describe
 from orchestrate.service import FencePendingError, GroupBusyError, start_operation
+from orchestrate.site_service import SiteBusyError, start_site_operation
 from workflows import visibility
 from workflows.failover import operation_id
-from workflows.models import ALERT_SIGNAL, AlertNote, FailoverRequest, Phase
+from workflows.models import ALERT_SIGNAL, AlertNote, Outcome, Phase
+from workflows.site import site_operation_id
+from workflows.site.models import SiteFailoverRequest, SiteFailoverResult
 
 MOVED_PHASES = (Phase.RELOCATED, Phase.FAILED_OVER)
-"""Final phases of an operation that moved the group's primary."""
+"""Final phases of a group operation that moved the group's primary."""
+
+
+def workflow_id_of(target: Target) -> str:
+    """The id of the target's operation (one at a time per group, and per site)."""
+    return operation_id(target.name) if target.kind is TargetKind.GROUP else site_operation_id(target.name)
 
 
 class TemporalOperations:
@@ -26,24 +38,48 @@ class TemporalOperations:
         self._client = client
         self._config = config
 
-    async def last_move(self, group: str) -> datetime | None:
-        """When the newest completed operation of the group that moved it closed (from Temporal's visibility)."""
+    async def last_move(self, target: Target) -> datetime | None:
+        """When the target last moved (``None``: not on record).
+
+        A group: its newest operation that ended Relocated or FailedOver (visibility). A site: its newest site
+        failover, if that moved at least one group.
+        """
+        if target.kind is TargetKind.SITE:
+            return await self._last_site_move(target.name)
         phases = " OR ".join(f"{visibility.PHASE.name} = '{phase.value}'" for phase in MOVED_PHASES)
-        query = f"WorkflowId = '{operation_id(group)}' AND ExecutionStatus = 'Completed' AND ({phases})"
+        query = f"WorkflowId = '{operation_id(target.name)}' AND ExecutionStatus = 'Completed' AND ({phases})"
         newest: datetime | None = None
         async for execution in self._client.list_workflows(query, limit=20):
             if execution.close_time is not None and (newest is None or execution.close_time > newest):
                 newest = execution.close_time
         return newest
 
-    async def start(self, request: FailoverRequest) -> Started:
-        """Start the group's operation; when one runs already, record the alert on it and join it."""
+    async def _last_site_move(self, site: str) -> datetime | None:
+        description = await describe(self._client.get_workflow_handle(site_operation_id(site)))
+        if description is None or description.status is not WorkflowExecutionStatus.COMPLETED:
+            return None
+        handle = self._client.get_workflow_handle(
+            description.id, run_id=description.run_id, result_type=SiteFailoverResult
+        )
+        result = await handle.result(follow_runs=False, rpc_timeout=ANSWER_TIMEOUT)
+        moved = any(g.outcome is Outcome.SUCCEEDED for g in result.progress.groups)
+        return description.close_time if moved else None
+
+    async def start(self, request: AnyRequest) -> Started:
+        """Start the operation; when one runs already, record the alert on it and join it."""
+        assert request.alert is not None
+        if isinstance(request, SiteFailoverRequest):
+            target = Target(TargetKind.SITE, request.site)
+            try:
+                site = await start_site_operation(self._client, self._config, request)
+            except SiteBusyError:
+                return Started(workflow_id=await self._join(target, request.alert), joined=True)
+            return Started(workflow_id=site.id, joined=False)
+        target = Target(TargetKind.GROUP, request.group)
         try:
             handle = await start_operation(self._client, self._config, request)
         except GroupBusyError:
-            assert request.alert is not None
-            joined = await self.record(request.group, request.alert)
-            return Started(workflow_id=joined or operation_id(request.group), joined=True)
+            return Started(workflow_id=await self._join(target, request.alert), joined=True)
         except FencePendingError as pending:
             raise RefusedError(str(pending)) from pending
         except NoAnswerError as silent:
@@ -52,9 +88,12 @@ class TemporalOperations:
             ) from silent
         return Started(workflow_id=handle.id, joined=False)
 
-    async def record(self, group: str, note: AlertNote) -> str | None:
-        """Signal ``note`` to the group's running operation; its id, or ``None`` when none runs."""
-        handle = self._client.get_workflow_handle(operation_id(group))
+    async def _join(self, target: Target, note: AlertNote) -> str:
+        return await self.record(target, note) or workflow_id_of(target)
+
+    async def record(self, target: Target, note: AlertNote) -> str | None:
+        """Signal ``note`` to the target's running operation; its id, or ``None`` when none runs."""
+        handle = self._client.get_workflow_handle(workflow_id_of(target))
         description = await describe(handle)
         if description is None or description.status is not WorkflowExecutionStatus.RUNNING:
             return None

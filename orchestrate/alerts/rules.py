@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from workflows.groups import Duration
 from workflows.models import Operation
@@ -85,28 +85,61 @@ class Approval(StrEnum):
     AUTOMATIC = "automatic"
 
 
+class TargetKind(StrEnum):
+    """What a rule moves."""
+
+    GROUP = "group"
+    SITE = "site"
+
+
+class Target(NamedTuple):
+    """A group or a site: what one operation (``failover/<group>`` or ``site-failover/<site>``) moves."""
+
+    kind: TargetKind
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind.value} {self.name}"
+
+
 class AlertRule(BaseModel):
-    """Alerts matching ``matchers`` move ``group``.
+    """Alerts matching ``matchers`` move ``group``, or every group whose primary is in ``site`` (one of the two).
 
     Attributes:
         name: names the rule in answers, logs and the operation's record.
         matchers: all must hold (Alertmanager syntax, see the module).
         group: the protection group to move.
+        site: the site to fail over (``orchestrate failover --site``): every group whose primary is observed there.
         operation: ``planned`` (the source answers: a handover without data loss) or ``unplanned`` (the source is
             lost: the worker's preflight still refuses while the orchestrator can reach it).
         approval: ``required`` waits for ``orchestrate approve``; ``automatic`` goes ahead, and needs the group to
             allow it (``approval.alert_triggered: false``). Unset: unplanned waits, planned follows the group.
-        cooldown: no alert moves the group again within this long after a move of it ended.
+        cooldown: no alert moves the group again within this long after a move of it ended (for a site: after a
+            site failover of it that moved groups).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(min_length=1)
     matchers: tuple[Annotated[Matcher, BeforeValidator(parse_matcher)], ...] = Field(min_length=1)
-    group: str
+    group: str | None = None
+    site: str | None = None
     operation: Operation
     approval: Approval | None = None
     cooldown: Duration = timedelta(hours=1)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> AlertRule:
+        if (self.group is None) == (self.site is None):
+            raise ValueError("a rule names exactly one of group or site")
+        return self
+
+    @property
+    def target(self) -> Target:
+        """What the rule moves."""
+        if self.group is not None:
+            return Target(TargetKind.GROUP, self.group)
+        return Target(TargetKind.SITE, self.site or "")
 
     @field_validator("operation")
     @classmethod

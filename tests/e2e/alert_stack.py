@@ -71,9 +71,10 @@ class AlertStack:
 def lab_alertmanager_config(webhook_url: str, token_file: Path) -> dict[str, Any]:
     """The deploy/ example with the lab's URL and token file, and timings in seconds."""
     config: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
-    route = config["route"]["routes"][0]
-    route.update(group_wait="1s", group_interval="2s", repeat_interval="3s")
-    (receiver,) = [r for r in config["receivers"] if r["name"] == route["receiver"]]
+    routes = config["route"]["routes"]
+    for route in routes:
+        route.update(group_wait="1s", group_interval="2s", repeat_interval="3s")
+    (receiver,) = [r for r in config["receivers"] if r["name"] == routes[0]["receiver"]]
     (webhook,) = receiver["webhook_configs"]
     webhook["url"] = webhook_url
     webhook["http_config"]["authorization"]["credentials_file"] = str(token_file)

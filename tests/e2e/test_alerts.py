@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from orchestrate.alerts.operations import TemporalOperations
+from orchestrate.alerts.rules import Target, TargetKind
 from orchestrate.temporal_client import connect
 from sandbox.processes import wait_until
 from tests.e2e.alert_stack import AlertStack, alert_stack
@@ -55,7 +56,7 @@ def let_the_last_move_age(full_lab: FullLab) -> None:
 
     async def last_move() -> datetime | None:
         client = await connect(full_lab.config.temporal)
-        return await TemporalOperations(client, full_lab.config).last_move(GROUP)
+        return await TemporalOperations(client, full_lab.config).last_move(Target(TargetKind.GROUP, GROUP))
 
     moved = asyncio.run(last_move())
     if moved is not None:

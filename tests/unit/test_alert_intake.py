@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 
-from orchestrate.alerts.intake import Action, RefusedError, Started, request_for, take
+from orchestrate.alerts.intake import Action, AnyRequest, RefusedError, Started, request_for, take
 from orchestrate.alerts.payload import Notification
+from orchestrate.alerts.rules import Target, TargetKind
 from orchestrate.config import OrchestratorConfig, parse_config
 from tests.unit.config_texts import MINIMAL_CONFIG
 from workflows.models import AlertNote, FailoverRequest, Operation
+from workflows.site.models import SiteFailoverRequest
 
 NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
 RULES = """\
@@ -33,25 +35,29 @@ alerts:
 
 @dataclass
 class FakeOperations:
-    """Remembers what the intake asked; ``running`` is the id of the group's running operation, if any."""
+    """Remembers what the intake asked; ``running`` is the id of the running operation, if any."""
 
     running: str | None = None
     moved_at: datetime | None = None
     refuse: str | None = None
-    started: list[FailoverRequest] = field(default_factory=list)
+    started: list[AnyRequest] = field(default_factory=list)
     recorded: list[AlertNote] = field(default_factory=list)
+    asked: list[Target] = field(default_factory=list)
 
-    async def last_move(self, group: str) -> datetime | None:
+    async def last_move(self, target: Target) -> datetime | None:
+        self.asked.append(target)
         return self.moved_at
 
-    async def start(self, request: FailoverRequest) -> Started:
+    async def start(self, request: AnyRequest) -> Started:
         if self.refuse:
             raise RefusedError(self.refuse)
         self.started.append(request)
-        self.running = f"failover/{request.group}"
+        name = request.site if isinstance(request, SiteFailoverRequest) else f"failover/{request.group}"
+        self.running = f"site-failover/{name}" if isinstance(request, SiteFailoverRequest) else name
         return Started(workflow_id=self.running, joined=False)
 
-    async def record(self, group: str, note: AlertNote) -> str | None:
+    async def record(self, target: Target, note: AlertNote) -> str | None:
+        self.asked.append(target)
         if self.running is None:
             return None
         self.recorded.append(note)
@@ -88,6 +94,7 @@ async def test_a_firing_alert_starts_the_rules_failover_with_the_alert_recorded(
     (decision,) = await decide(ops, notification({}))
     assert decision.action is Action.STARTED and decision.workflow_id == "failover/pg-prod"
     (request,) = ops.started
+    assert isinstance(request, FailoverRequest)
     assert request.operation is Operation.UNPLANNED and request.approval_required
     assert request.triggered_by == "alertmanager:SiteDown"
     assert request.alert is not None and request.alert.fingerprint == "f1" and request.alert.rule == "site-down"
@@ -148,3 +155,29 @@ def test_a_planned_rule_follows_the_group_unless_it_requires_approval(approval: 
     cfg = parse_config(text, Path("orchestrate.yaml"))
     note = AlertNote(alertname="A", fingerprint="f", status="firing")
     assert request_for(cfg.alerts.rules[0], note, cfg).approval_required is expected
+
+
+SITE_RULE = """\
+alerts:
+  rules:
+    - name: dc1-dark
+      matchers: [alertname=DatacenterDown, site=dc1]
+      site: dc1
+      operation: unplanned
+"""
+
+
+async def test_a_site_rule_starts_the_sites_failover_with_approval_and_the_alert() -> None:
+    cfg = parse_config(MINIMAL_CONFIG + SITE_RULE, Path("orchestrate.yaml"))
+    ops = FakeOperations()
+    alert = {"labels": {"alertname": "DatacenterDown", "site": "dc1"}}
+    (decision,) = await take(notification(alert), cfg.alerts, cfg, ops, now=NOW)
+    assert decision.action is Action.STARTED and decision.site == "dc1" and decision.group is None
+    assert decision.workflow_id == "site-failover/dc1" and "failover of site dc1 started" in decision.reason
+    (request,) = ops.started
+    assert isinstance(request, SiteFailoverRequest)
+    assert request.operation is Operation.UNPLANNED and request.approval_required
+    assert request.alert is not None and request.alert.rule == "dc1-dark"
+    assert set(ops.asked) == {Target(TargetKind.SITE, "dc1")}
+    (again,) = await take(notification(alert), cfg.alerts, cfg, ops, now=NOW)
+    assert again.action is Action.JOINED and len(ops.started) == 1

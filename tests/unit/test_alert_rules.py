@@ -71,6 +71,9 @@ def test_a_matcher_keeps_its_operator() -> None:
         ("matchers: ['a=~\"(\"']\n      group: pg-prod\n      operation: planned", "not a valid regular expression"),
         ("matchers: []\n      group: pg-prod\n      operation: planned", "alerts.rules.0.matchers"),
         ("matchers: [a=b]\n      group: nope\n      operation: planned", "unknown group 'nope'; known groups: pg-prod"),
+        ("matchers: [a=b]\n      site: dc9\n      operation: planned", "unknown site 'dc9'; known sites: dc1, dc2"),
+        ("matchers: [a=b]\n      operation: planned", "exactly one of group or site"),
+        ("matchers: [a=b]\n      group: pg-prod\n      site: dc1\n      operation: planned", "exactly one of"),
         ("matchers: [a=b]\n      group: pg-prod\n      operation: failback", "a planned or an unplanned failover"),
         (
             "matchers: [a=b]\n      group: pg-prod\n      operation: planned\n      approval: automatic",

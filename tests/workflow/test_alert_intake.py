@@ -15,11 +15,11 @@ from clusters.registry import ClusterConfig
 from orchestrate.alerts.intake import Action, take
 from orchestrate.alerts.operations import TemporalOperations
 from orchestrate.alerts.payload import Notification
-from orchestrate.alerts.rules import AlertRule, AlertSettings, parse_matcher
+from orchestrate.alerts.rules import AlertRule, AlertSettings, Target, TargetKind, parse_matcher
 from orchestrate.config import OrchestratorConfig, TemporalSettings
 from tests.workflow.conftest import Scenario, eventually, result_of
 from workflows.failover import GroupFailoverWorkflow
-from workflows.models import Operation, Outcome, Phase
+from workflows.models import AlertNote, Operation, Outcome, Phase
 
 
 def config_for(scenario: Scenario) -> OrchestratorConfig:
@@ -86,12 +86,26 @@ async def test_an_alert_starts_one_operation_that_later_alerts_join_and_the_cool
     assert progress.phase is Phase.WAITING_FOR_APPROVAL and progress.triggered_by == "alertmanager:SiteMaintenance"
     assert not any(c.startswith(("stop_workloads", "demote")) for c in scenario.world.calls)
     assert len(await operations_of(scenario)) == 1
+    details = await (await handle.describe()).static_details()
+    assert details is not None and "alert SiteMaintenance, fingerprint f1, rule maintenance" in details
 
     await handle.execute_update(GroupFailoverWorkflow.approve, "oncall")
     result = await result_of(handle)
     assert result.outcome is Outcome.SUCCEEDED and result.progress.alerts[0].rule == "maintenance"
 
-    await eventually(lambda: operations.last_move(scenario.group), lambda moved: moved is not None)
+    group = Target(TargetKind.GROUP, scenario.group)
+    await eventually(lambda: operations.last_move(group), lambda moved: moved is not None)
     held = await send(notification(fingerprint="f2"))
     assert held.action is Action.IGNORED and "cooldown" in held.reason
     assert len(await operations_of(scenario)) == 1
+
+
+async def test_a_group_moved_by_an_alert_started_site_failover_waits_for_approval(scenario: Scenario) -> None:
+    """The group's alert policy holds for a site failover's child too: its trigger names the site, not the alert."""
+    note = AlertNote(alertname="DatacenterDown", fingerprint="f1", status="firing", rule="dc1-dark")
+    handle = await scenario.start(alert=note, triggered_by="site-failover/dc1 (alertmanager:DatacenterDown)")
+    progress = await eventually(lambda: handle.query(GroupFailoverWorkflow.progress), lambda p: p.approval_pending)
+    assert progress.alerts == (note,)
+    assert not any(c.startswith(("stop_workloads", "demote")) for c in scenario.world.calls)
+    await handle.execute_update(GroupFailoverWorkflow.approve, "oncall")
+    assert (await result_of(handle)).outcome is Outcome.SUCCEEDED

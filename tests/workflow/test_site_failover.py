@@ -23,7 +23,9 @@ from temporalio.worker import Worker
 
 from workflows.failover import operation_id
 from workflows.models import (
+    ALERT_SIGNAL,
     GROUP_REPORT_SIGNAL,
+    AlertNote,
     FailoverRequest,
     FailoverResult,
     GroupReport,
@@ -70,6 +72,9 @@ class StandInGroupFailover:
         behaviour = BEHAVIOUR[_tag(request.group)].get(request.group, {})
         timeout = timedelta(seconds=10)
         await workflow.execute_activity(record_event, args=["start", request.group], start_to_close_timeout=timeout)
+        if request.alert is not None:
+            handed = f"alert {request.alert.alertname}, approval {request.approval_required}"
+            await workflow.execute_activity(record_event, args=[handed, request.group], start_to_close_timeout=timeout)
         await workflow.sleep(behaviour.get("start", 0.2))
         outcome = behaviour.get("outcome", Outcome.SUCCEEDED)
         parent = workflow.info().parent
@@ -314,6 +319,20 @@ async def test_dry_run_runs_every_group_as_a_dry_run(site: Any) -> None:
     assert result.outcome is Outcome.DRY_RUN
     assert {g.outcome for g in result.progress.groups} == {Outcome.DRY_RUN}
     assert result.message.startswith("dry run of the site failover")
+
+
+async def test_an_alert_started_site_failover_hands_approval_and_the_alert_to_every_group(site: Any) -> None:
+    note = AlertNote(alertname="DatacenterDown", fingerprint="f1", status="firing", rule="dc1-dark")
+    world, handle = await site(
+        [("a", 1), ("b", 2)], approval_required=True, alert=note, triggered_by="alertmanager:DatacenterDown"
+    )
+    await handle.signal(ALERT_SIGNAL, note.model_copy(update={"status": "resolved"}))
+    result = await asyncio.wait_for(handle.result(), 30)
+    assert result.outcome is Outcome.SUCCEEDED
+    handed = [group for event, group in world.events() if event == "alert DatacenterDown, approval True"]
+    assert sorted(handed) == [f"{site.tag}-a", f"{site.tag}-b"]
+    assert [a.status for a in result.progress.alerts] == ["firing", "resolved"]
+    assert result.progress.triggered_by == "alertmanager:DatacenterDown"
 
 
 def test_child_ids_are_the_group_operation_ids() -> None:

@@ -260,8 +260,9 @@ class OperationContext:
         """
         request = self.request
         # The worker's policy applies whatever the client asked: a client can add an approval, never skip one.
+        alert_triggered = request.alert is not None or request.triggered_by.startswith("alert")
         policy = self.group.approval.required(
-            unplanned=self.effective_operation is Operation.UNPLANNED, alert=request.triggered_by.startswith("alert")
+            unplanned=self.effective_operation is Operation.UNPLANNED, alert=alert_triggered
         )
         if not (request.approval_required or policy):
             return None

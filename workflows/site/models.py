@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from workflows.models import Finding, Frozen, Operation, Outcome, Phase
+from workflows.models import AlertNote, Finding, Frozen, Operation, Outcome, Phase
 
 DEFAULT_PARALLEL = 10
 """Groups moved at once within a tier when the operator does not say."""
@@ -29,6 +29,9 @@ class SiteFailoverRequest(Frozen):
         force: passed to every group (lag above RPO, or a source that answers in an unplanned move).
         dry_run: plan and run every group's preflight, change nothing.
         triggered_by: who started it (``cli:<user>``, ``alertmanager:<alert>``).
+        approval_required: every group waits for ``approve`` before changing anything (the groups' own policies
+            apply as well).
+        alert: the alert that started it (``orchestrate serve``), if one did; every group's operation carries it.
     """
 
     site: str
@@ -38,6 +41,8 @@ class SiteFailoverRequest(Frozen):
     force: bool = False
     dry_run: bool = False
     triggered_by: str = "cli"
+    approval_required: bool = False
+    alert: AlertNote | None = None
 
 
 class SiteInput(Frozen):
@@ -179,6 +184,9 @@ class SiteProgress(Frozen):
     skipped: tuple[SkippedGroup, ...] = ()
     aborted_by: str | None = None
     started: datetime | None = None
+    triggered_by: str = ""
+    alerts: tuple[AlertNote, ...] = ()
+    """The alert that started the site failover (first), then those that joined it or resolved while it ran."""
 
     def counts(self) -> dict[str, int]:
         """Groups per outcome (ended ones) or state (the others)."""

@@ -26,8 +26,11 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from workflows import visibility
     from workflows.failover import GroupFailoverWorkflow, operation_id
+    from workflows.failover.workflow import MAX_ALERTS
     from workflows.models import (
+        ALERT_SIGNAL,
         GROUP_REPORT_SIGNAL,
+        AlertNote,
         FailoverRequest,
         FailoverResult,
         GroupReport,
@@ -84,6 +87,8 @@ class SiteFailoverWorkflow:
         self._busy: set[str] = set()
         self._last_sync_seen: dict[str, datetime] = {}
         self._started: datetime | None = None
+        self._triggered_by = ""
+        self._alerts: list[AlertNote] = []
 
     # ----------------------------------------------------------------------------------------- messages
 
@@ -102,7 +107,15 @@ class SiteFailoverWorkflow:
             skipped=self._plan.skipped if self._plan else (),
             aborted_by=self._aborted_by,
             started=self._started,
+            triggered_by=self._triggered_by,
+            alerts=tuple(self._alerts),
         )
+
+    @workflow.signal(name=ALERT_SIGNAL)
+    def alert(self, note: AlertNote) -> None:
+        """Record an alert that joined the site failover or resolved while it ran (it changes nothing else)."""
+        if len(self._alerts) < MAX_ALERTS:
+            self._alerts.append(note)
 
     @workflow.signal(name=GROUP_REPORT_SIGNAL)
     def group_report(self, report: GroupReport) -> None:
@@ -138,6 +151,8 @@ class SiteFailoverWorkflow:
         """Plan, then move the groups tier by tier; the result has every group's outcome."""
         self._site, self._parallel = request.site, max(1, request.parallel)
         self._started = workflow.now()
+        self._triggered_by = request.triggered_by
+        self._alerts[:0] = [request.alert] if request.alert is not None else []
         try:
             plan: SitePlan = await workflow.execute_activity(
                 "plan_site",
@@ -308,6 +323,8 @@ class SiteFailoverWorkflow:
             dry_run=request.dry_run,
             triggered_by=f"{site_operation_id(self._site)} ({request.triggered_by})",
             last_sync_seen=self._last_sync_seen.get(planned.group) if self._operation is Operation.UNPLANNED else None,
+            approval_required=request.approval_required,
+            alert=request.alert,
         )
 
     def _child_attributes(self, planned: PlannedGroup, request: SiteFailoverRequest) -> TypedSearchAttributes:

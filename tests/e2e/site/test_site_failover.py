@@ -14,12 +14,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from typing import Any
-
-import pytest
 
 from tests.e2e.configs import (
     app_pods,
@@ -32,27 +28,12 @@ from tests.e2e.configs import (
     workflow_result,
 )
 from tests.e2e.conftest import FullLab, lost_writes
+from tests.e2e.site.conftest import sampling
 
-SAMPLE_INTERVAL = 1.0
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 """Terminal control sequences (colours, cursor moves)."""
 CURSOR_UP = re.compile(r"\x1b\[\d*A")
 """Moving the cursor up: how a live view redraws itself in place."""
-
-
-@pytest.fixture()
-def groups(full_lab: FullLab) -> dict[str, int]:
-    """Every group of the lab and its tier."""
-    return {g.name: g.priority for g in full_lab.config.groups}
-
-
-@contextmanager
-def sampling(sampler_for: Any, groups: dict[str, int], allow_lost_primary: str | None = None) -> Iterator[None]:
-    """The invariant sampler on every group for the block."""
-    with ExitStack() as stack:
-        for group in groups:
-            stack.enter_context(sampler_for(group, allow_lost_primary=allow_lost_primary, interval=SAMPLE_INTERVAL))
-        yield
 
 
 def _statuses(full_lab: FullLab) -> dict[str, dict[str, Any]]:
