@@ -27,6 +27,7 @@ from typing import Any
 
 import urllib3
 from kubernetes import client
+from opentelemetry import trace
 
 from clusters.errors import (
     ApiServerError,
@@ -43,6 +44,21 @@ JsonObject = dict[str, Any]
 
 DEFAULT_TIMEOUT = (3.0, 15.0)
 """(connect, read) seconds for ordinary calls: an unreachable cluster fails within seconds."""
+
+
+_tracer = trace.get_tracer("failover-orchestrator.clusters")
+
+
+def _resource_of(path: str) -> str:
+    """The kind of object a request path names (``/apis/g/v/namespaces/ns/pods/x`` -> ``pods``), for span names."""
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
+    if parts[:1] == ["api"]:
+        parts = parts[2:]
+    elif parts[:1] == ["apis"]:
+        parts = parts[3:]
+    if parts[:1] == ["namespaces"] and len(parts) > 2:
+        parts = parts[2:]
+    return parts[0] if parts else "/"
 
 
 @dataclass(frozen=True)
@@ -164,14 +180,20 @@ class ClusterApi:
             InvalidSpecError: 400 or 422.
             ApiServerError: 5xx, 429, other statuses, a non-JSON 2xx, or an answer that is not valid HTTP.
         """
-        response = self._send(
-            method, path, body, query=query, content_type=content_type, object_ref=object_ref, timeout=timeout
-        )
-        status = int(response.status)
-        try:
-            raw: bytes = response.read() or b""
-        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
-            raise self._transport_error(exc, object_ref) from exc
+        with _tracer.start_as_current_span(
+            f"{method} {_resource_of(path)}",
+            kind=trace.SpanKind.CLIENT,
+            attributes={"http.request.method": method, "url.path": path, "k8s.cluster": self.cluster},
+        ) as span:
+            response = self._send(
+                method, path, body, query=query, content_type=content_type, object_ref=object_ref, timeout=timeout
+            )
+            status = int(response.status)
+            span.set_attribute("http.response.status_code", status)
+            try:
+                raw: bytes = response.read() or b""
+            except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+                raise self._transport_error(exc, object_ref) from exc
         if 200 <= status < 300:
             document = _decode(raw)
             if document is None:

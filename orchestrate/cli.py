@@ -9,6 +9,7 @@ import typer
 
 from orchestrate.commands import admin, failover, manage, sandbox, serve, status
 from orchestrate.exit_codes import ExitCode
+from orchestrate.telemetry import configure_tracing, flush_tracing
 
 app = typer.Typer(
     name="orchestrate",
@@ -38,12 +39,15 @@ def main() -> None:
     turn a correct exit code into 134.
     """
     code = int(ExitCode.OK)
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), "cli")
+    configure_tracing(f"failover-orchestrator {command}")
     try:
         app()
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
     except KeyboardInterrupt:
         code = int(ExitCode.INTERRUPTED)
+    flush_tracing()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -11,6 +11,7 @@ import logging
 import os
 
 from temporalio.client import Client, TLSConfig
+from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
@@ -35,6 +36,9 @@ async def connect(settings: TemporalSettings) -> Client:
         api_key=api_key,
         data_converter=pydantic_data_converter,
         runtime=_runtime(),
+        # Spans for starting workflows, and (the worker takes it from its client) for workflows and activities;
+        # without a tracer provider configured they are no-ops.
+        interceptors=[TracingInterceptor()],
     )
 
 

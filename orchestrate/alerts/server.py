@@ -19,16 +19,19 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from opentelemetry import propagate, trace
 from pydantic import ValidationError
 
 from orchestrate.alerts.intake import Action, Decision
 from orchestrate.alerts.payload import SUPPORTED_VERSION, Notification
 
 WEBHOOK_PATH = "/webhook/alertmanager"
+NOTIFICATION_SPAN = "alertmanager notification"
 DEFAULT_MAX_BODY = 1024 * 1024
 """Bytes: Alertmanager's own default for a group is far below (``max_alerts`` trims large groups anyway)."""
 
 log = logging.getLogger("orchestrate.serve")
+_tracer = trace.get_tracer("failover-orchestrator.webhook")
 
 Take = Callable[[Notification], Awaitable[list[Decision]]]
 """Decide and do what a notification asks (the intake bound to its configuration and Temporal)."""
@@ -93,6 +96,21 @@ def create_app(*, token: str, take: Take, ready: Ready, max_body: int = DEFAULT_
 
     @app.post(WEBHOOK_PATH)
     async def webhook(request: Request) -> Response:
+        # The trace continues Alertmanager's (it sends traceparent when its tracing is on): the workflow the
+        # notification starts, its activities and their Kubernetes calls are spans of the same trace. FastAPI may
+        # have opened the request's server span already (recent versions do); then this one is its child.
+        inside_request_span = trace.get_current_span().get_span_context().is_valid
+        with _tracer.start_as_current_span(
+            NOTIFICATION_SPAN,
+            context=None if inside_request_span else propagate.extract(dict(request.headers)),
+            kind=trace.SpanKind.INTERNAL if inside_request_span else trace.SpanKind.SERVER,
+            attributes={"http.request.method": "POST", "url.path": WEBHOOK_PATH},
+        ) as span:
+            response = await handle(request)
+            span.set_attribute("http.response.status_code", response.status_code)
+            return response
+
+    async def handle(request: Request) -> Response:
         given = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, expected):
             metrics.requests["unauthorized"] += 1

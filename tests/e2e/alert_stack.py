@@ -40,10 +40,16 @@ class AlertStack:
     serve_log: Path
     alertmanager_log: Path
 
-    def post(self, payload: Any, token: str | None = None, content: bytes | None = None) -> httpx.Response:
+    def post(
+        self,
+        payload: Any,
+        token: str | None = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         """POST to the webhook as Alertmanager would (with the right token unless told otherwise; "" sends none)."""
         token = self.token if token is None else token
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = {**({"Authorization": f"Bearer {token}"} if token else {}), **(headers or {})}
         if content is not None:
             headers["Content-Type"] = "application/json"
             return httpx.post(self.webhook_url, content=content, headers=headers, timeout=30)

@@ -35,6 +35,7 @@ from clusters.errors import OrchestratorError
 from clusters.registry import ClusterRegistry
 from clusters.workloads import WorkloadRef, read_workload, running_pods
 from orchestrate.config import OrchestratorConfig, load_config
+from orchestrate.telemetry import TRACES_FILE_ENV
 from sandbox.cluster import LabCluster
 from sandbox.lab import DEFAULT_DEMO_GROUPS, Lab
 from sandbox.processes import LabProcessError, wait_until
@@ -157,6 +158,7 @@ def running_full_lab(
             "ORCHESTRATE_LAB_DIR": str(root),
             "COLUMNS": "200",
             "NO_COLOR": "1",
+            TRACES_FILE_ENV: str(root / "traces.jsonl"),  # every process's spans (tests/e2e/test_alerts.py reads them)
         }
         assert lab.simulator is not None
         full = FullLab(

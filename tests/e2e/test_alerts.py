@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +22,8 @@ import pytest
 
 from orchestrate.alerts.operations import TemporalOperations
 from orchestrate.alerts.rules import Target, TargetKind
+from orchestrate.alerts.server import NOTIFICATION_SPAN
+from orchestrate.telemetry import TRACES_FILE_ENV
 from orchestrate.temporal_client import connect
 from sandbox.processes import wait_until
 from tests.e2e.alert_stack import AlertStack, alert_stack
@@ -176,3 +179,62 @@ def test_an_alert_starts_one_failover_that_waits_for_approval_and_repeats_join_i
     assert "cooldown" in ignored["reason"], ignored
     assert stack.metric("orchestrate_alert_decisions_total", action="ignored", kind="cooldown") >= 1
     assert len(operations_since(full_lab, since)) == 1
+
+
+def _spans(full_lab: FullLab, trace_id: str) -> list[dict[str, Any]]:
+    lines = Path(full_lab.env[TRACES_FILE_ENV]).read_text().splitlines()
+    return [span for span in map(json.loads, lines) if span["trace_id"] == trace_id]
+
+
+def test_one_trace_runs_from_the_webhook_request_through_the_workflow_to_the_kubernetes_calls(
+    full_lab: FullLab, stack: AlertStack
+) -> None:
+    let_the_last_move_age(full_lab)
+    trace_id, caller = os.urandom(16).hex(), os.urandom(8).hex()
+    started = stack.post(payload(stack, fingerprint="traced"), headers={"traceparent": f"00-{trace_id}-{caller}-01"})
+    assert started.status_code == 202 and started.json()["started"] == [f"failover/{GROUP}"], started.text
+    wait_until(lambda: operation(full_lab).get("phase") == "WaitingForApproval", "waiting for approval", timeout=60)
+    assert full_lab.cli("approve", "--group", GROUP).code == 0
+    wait_until(lambda: operation(full_lab).get("outcome") == "succeeded", "the traced failover", timeout=120)
+
+    spans = wait_until_spans(full_lab, trace_id)
+    by_id = {s["span_id"]: s for s in spans}
+    roots = [s for s in spans if s["parent_id"] not in by_id]
+    assert [(r["parent_id"], r["service"], r["kind"]) for r in roots] == [
+        (caller, "failover-orchestrator serve", "SERVER")
+    ], roots
+    (notification,) = [s for s in spans if s["name"] == NOTIFICATION_SPAN]
+
+    def ancestors(span: dict[str, Any]) -> list[str]:
+        chain = []
+        while span["parent_id"] in by_id:
+            span = by_id[span["parent_id"]]
+            chain.append(span["name"])
+        return chain
+
+    names = {s["name"] for s in spans}
+    assert {"StartWorkflow:GroupFailover", "RunWorkflow:GroupFailover"} <= names, sorted(names)
+    demote = [
+        s for s in spans if s["name"] == "PATCH volumegroupreplications" and s["attributes"]["k8s.cluster"] == "dc1"
+    ]
+    assert demote, sorted(names)
+    chain = ancestors(demote[0])
+    assert chain[:3] == ["RunActivity:demote", "StartActivity:demote", "StartWorkflow:GroupFailover"], chain
+    assert NOTIFICATION_SPAN in chain, chain
+    (run,) = [s for s in spans if s["name"] == "RunWorkflow:GroupFailover"]
+    assert by_id[run["parent_id"]]["name"] == "StartWorkflow:GroupFailover"
+    assert notification["attributes"]["http.response.status_code"] == 202
+    assert any(name.startswith("RunActivity:") for name in chain), chain
+    assert {s["service"] for s in spans} >= {"failover-orchestrator serve", "failover-orchestrator worker"}
+
+
+def wait_until_spans(full_lab: FullLab, trace_id: str) -> list[dict[str, Any]]:
+    """The trace's spans once the last ones are written (a span is written when it ends)."""
+    found: list[dict[str, Any]] = []
+
+    def complete() -> bool:
+        found[:] = _spans(full_lab, trace_id)
+        return any(s["name"] == "RunActivity:wait_workloads_ready" for s in found)
+
+    wait_until(complete, "the trace's spans", timeout=30)
+    return found
