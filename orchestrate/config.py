@@ -95,6 +95,13 @@ class OrchestratorConfig(_Model):
                     f"alerts.rules: rule {rule.name} names unknown group {rule.group!r}; "
                     f"known groups: {', '.join(groups) or 'none'}"
                 )
+            if rule.group is not None and rule.away_from is not None:
+                here = [c for c in groups[rule.group].clusters if self.cluster(c).site == rule.away_from]
+                if len(here) != 1:
+                    raise ValueError(
+                        f"alerts.rules: rule {rule.name}: away_from {rule.away_from!r} must be the site of exactly one "
+                        f"of group {rule.group}'s clusters ({', '.join(groups[rule.group].clusters)})"
+                    )
             if rule.site is not None and rule.site not in sites:
                 raise ValueError(
                     f"alerts.rules: rule {rule.name} names unknown site {rule.site!r}; known sites: "

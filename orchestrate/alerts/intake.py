@@ -111,9 +111,14 @@ def request_for(rule: AlertRule, note: AlertNote, config: OrchestratorConfig) ->
     unplanned = rule.operation is Operation.UNPLANNED
     triggered_by = f"alertmanager:{note.alertname or note.fingerprint}"
     if rule.group is not None:
+        group = config.group(rule.group)
+        target = None
+        if rule.away_from is not None:
+            target = next(c for c in group.clusters if config.cluster(c).site != rule.away_from)
         return FailoverRequest(
             group=rule.group,
             operation=rule.operation,
+            target=target,
             approval_required=waits_for_approval(rule, config),
             triggered_by=triggered_by,
             alert=note,
@@ -129,11 +134,12 @@ def request_for(rule: AlertRule, note: AlertNote, config: OrchestratorConfig) ->
 
 def waits_for_approval(rule: AlertRule, config: OrchestratorConfig) -> bool:
     """Whether what the rule starts waits for ``approve`` (for a site: any of its groups)."""
-    if rule.approval is not None:
-        return rule.approval is Approval.REQUIRED
+    if rule.approval is Approval.REQUIRED:
+        return True
     unplanned = rule.operation is Operation.UNPLANNED
     groups = [config.group(rule.group)] if rule.group is not None else config.groups_in_site(rule.site or "")
-    return unplanned or any(g.approval.required(unplanned=unplanned, alert=True) for g in groups)
+    policy = any(g.approval.required(unplanned=unplanned, alert=True) for g in groups)  # the worker enforces it
+    return policy or (unplanned and rule.approval is None)
 
 
 async def take(

@@ -13,17 +13,20 @@ from temporalio.service import RPCError, RPCStatusCode
 from orchestrate.alerts.intake import AnyRequest, RefusedError, Started
 from orchestrate.alerts.rules import Target, TargetKind
 from orchestrate.config import OrchestratorConfig
-from orchestrate.queries import ANSWER_TIMEOUT, NoAnswerError, describe
+from orchestrate.queries import ANSWER_TIMEOUT, describe
 from orchestrate.service import FencePendingError, GroupBusyError, start_operation
 from orchestrate.site_service import SiteBusyError, start_site_operation
 from workflows import visibility
 from workflows.failover import operation_id
-from workflows.models import ALERT_SIGNAL, AlertNote, Outcome, Phase
+from workflows.models import ALERT_SIGNAL, AlertNote, FailoverResult, Outcome, Phase
 from workflows.site import site_operation_id
 from workflows.site.models import SiteFailoverRequest, SiteFailoverResult
 
-MOVED_PHASES = (Phase.RELOCATED, Phase.FAILED_OVER)
-"""Final phases of a group operation that moved the group's primary."""
+HOLDING_PHASES = (Phase.RELOCATED, Phase.FAILED_OVER, Phase.RESUMED, Phase.NEEDS_ATTENTION)
+"""Final phases of a group operation after which the cooldown holds: it moved the primary, finished a move, or
+left the group for a human to look at (an alert must not start another operation on it meanwhile)."""
+JOIN_ATTEMPTS = 3
+"""Starts tried when the operation that refused the start has ended before the alert could be recorded on it."""
 
 
 def workflow_id_of(target: Target) -> str:
@@ -41,13 +44,23 @@ class TemporalOperations:
     async def last_move(self, target: Target) -> datetime | None:
         """When the target last moved (``None``: not on record).
 
-        A group: its newest operation that ended Relocated or FailedOver (visibility). A site: its newest site
-        failover, if that moved at least one group.
+        A group: its latest run, read directly (visibility may lag a run that just ended), else the newest run
+        that ended in one of :data:`HOLDING_PHASES` (visibility). A site: its newest site failover that moved at
+        least one group.
         """
         if target.kind is TargetKind.SITE:
             return await self._last_site_move(target.name)
-        phases = " OR ".join(f"{visibility.PHASE.name} = '{phase.value}'" for phase in MOVED_PHASES)
+        latest = await describe(self._client.get_workflow_handle(operation_id(target.name)))
+        if latest is not None and latest.status is WorkflowExecutionStatus.COMPLETED:
+            handle = self._client.get_workflow_handle(latest.id, run_id=latest.run_id, result_type=FailoverResult)
+            result = await handle.result(follow_runs=False, rpc_timeout=ANSWER_TIMEOUT)
+            if result.progress.phase in HOLDING_PHASES:
+                return latest.close_time
+        phases = " OR ".join(f"{visibility.PHASE.name} = '{phase.value}'" for phase in HOLDING_PHASES)
         query = f"WorkflowId = '{operation_id(target.name)}' AND ExecutionStatus = 'Completed' AND ({phases})"
+        return await self._newest_close(query)
+
+    async def _newest_close(self, query: str) -> datetime | None:
         newest: datetime | None = None
         async for execution in self._client.list_workflows(query, limit=20):
             if execution.close_time is not None and (newest is None or execution.close_time > newest):
@@ -55,41 +68,53 @@ class TemporalOperations:
         return newest
 
     async def _last_site_move(self, site: str) -> datetime | None:
-        description = await describe(self._client.get_workflow_handle(site_operation_id(site)))
-        if description is None or description.status is not WorkflowExecutionStatus.COMPLETED:
-            return None
-        handle = self._client.get_workflow_handle(
-            description.id, run_id=description.run_id, result_type=SiteFailoverResult
+        query = f"WorkflowId = '{site_operation_id(site)}' AND ExecutionStatus = 'Completed'"
+        runs = [e async for e in self._client.list_workflows(query, limit=20)]
+        latest = await describe(self._client.get_workflow_handle(site_operation_id(site)))
+        if latest is not None and latest.status is WorkflowExecutionStatus.COMPLETED:
+            runs.append(latest)  # visibility may not list a run that just ended
+        newest_first = sorted(
+            {r.run_id: r for r in runs if r.close_time is not None}.values(),
+            key=lambda r: r.close_time or datetime.min,
+            reverse=True,
         )
-        result = await handle.result(follow_runs=False, rpc_timeout=ANSWER_TIMEOUT)
-        moved = any(g.outcome is Outcome.SUCCEEDED for g in result.progress.groups)
-        return description.close_time if moved else None
+        for run in newest_first:
+            handle = self._client.get_workflow_handle(run.id, run_id=run.run_id, result_type=SiteFailoverResult)
+            result = await handle.result(follow_runs=False, rpc_timeout=ANSWER_TIMEOUT)
+            if any(g.outcome is Outcome.SUCCEEDED for g in result.progress.groups):
+                return run.close_time
+        return None
 
     async def start(self, request: AnyRequest) -> Started:
-        """Start the operation; when one runs already, record the alert on it and join it."""
+        """Start the operation; when one runs already, record the alert on it and join it.
+
+        Raises:
+            RefusedError: the group's old primary is not fenced yet.
+            NoAnswerError: the group's fence runs but did not answer (nothing was started: the sender retries).
+        """
         assert request.alert is not None
-        if isinstance(request, SiteFailoverRequest):
-            target = Target(TargetKind.SITE, request.site)
+        target = (
+            Target(TargetKind.SITE, request.site)
+            if isinstance(request, SiteFailoverRequest)
+            else Target(TargetKind.GROUP, request.group)
+        )
+        for _ in range(JOIN_ATTEMPTS):
             try:
-                site = await start_site_operation(self._client, self._config, request)
-            except SiteBusyError:
-                return Started(workflow_id=await self._join(target, request.alert), joined=True)
-            return Started(workflow_id=site.id, joined=False)
-        target = Target(TargetKind.GROUP, request.group)
+                return Started(workflow_id=await self._start(request), joined=False)
+            except (GroupBusyError, SiteBusyError):
+                joined = await self.record(target, request.alert)
+                if joined is not None:
+                    return Started(workflow_id=joined, joined=True)
+                # the running operation ended before the alert reached it: start again
+        raise RefusedError(f"{target} kept being busy with operations that ended before the alert could join one")
+
+    async def _start(self, request: AnyRequest) -> str:
+        if isinstance(request, SiteFailoverRequest):
+            return (await start_site_operation(self._client, self._config, request)).id
         try:
-            handle = await start_operation(self._client, self._config, request)
-        except GroupBusyError:
-            return Started(workflow_id=await self._join(target, request.alert), joined=True)
+            return (await start_operation(self._client, self._config, request)).id
         except FencePendingError as pending:
             raise RefusedError(str(pending)) from pending
-        except NoAnswerError as silent:
-            raise RefusedError(
-                f"group {request.group}'s fence did not say whether its old primary is fenced: {silent}"
-            ) from silent
-        return Started(workflow_id=handle.id, joined=False)
-
-    async def _join(self, target: Target, note: AlertNote) -> str:
-        return await self.record(target, note) or workflow_id_of(target)
 
     async def record(self, target: Target, note: AlertNote) -> str | None:
         """Signal ``note`` to the target's running operation; its id, or ``None`` when none runs."""

@@ -110,6 +110,9 @@ class AlertRule(BaseModel):
         matchers: all must hold (Alertmanager syntax, see the module).
         group: the protection group to move.
         site: the site to fail over (``orchestrate failover --site``): every group whose primary is observed there.
+        away_from: for a group: the site it moves away from (the group's cluster there is the source, the other
+            the target); required for a planned rule, so that an alert still firing after the cooldown can never
+            move the group back to the site it is about (that operation is refused: "already runs on ...").
         operation: ``planned`` (the source answers: a handover without data loss) or ``unplanned`` (the source is
             lost: the worker's preflight still refuses while the orchestrator can reach it).
         approval: ``required`` waits for ``orchestrate approve``; ``automatic`` goes ahead, and needs the group to
@@ -124,6 +127,7 @@ class AlertRule(BaseModel):
     matchers: tuple[Annotated[Matcher, BeforeValidator(parse_matcher)], ...] = Field(min_length=1)
     group: str | None = None
     site: str | None = None
+    away_from: str | None = None
     operation: Operation
     approval: Approval | None = None
     cooldown: Duration = timedelta(hours=1)
@@ -132,6 +136,13 @@ class AlertRule(BaseModel):
     def _one_target(self) -> AlertRule:
         if (self.group is None) == (self.site is None):
             raise ValueError("a rule names exactly one of group or site")
+        if self.site is not None and self.away_from is not None:
+            raise ValueError("away_from is for a group rule: a site rule moves every group away from its site")
+        if self.group is not None and self.away_from is None and self.operation is Operation.PLANNED:
+            raise ValueError(
+                "a planned group rule needs away_from: <site> (the site the alert is about), or an alert still "
+                "firing after the cooldown would move the group back there"
+            )
         return self
 
     @property

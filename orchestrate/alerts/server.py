@@ -122,7 +122,7 @@ def create_app(*, token: str, take: Take, ready: Ready, max_body: int = DEFAULT_
             return answer("too-large", 413, {"error": f"body larger than {max_body} bytes"})
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as error:
+        except (ValueError, UnicodeDecodeError, RecursionError) as error:
             return answer("bad-request", 400, {"error": f"malformed JSON: {error}"})
         if not isinstance(data, dict):
             return answer("bad-request", 400, {"error": "the payload must be a JSON object"})

@@ -164,7 +164,7 @@ def _trigger(progress: Progress) -> dict[str, Any]:
 
 
 def _alerts_line(triggered_by: str, alerts: list[dict[str, Any]]) -> str:
-    started_by_alert = triggered_by.startswith("alertmanager:")
+    started_by_alert = "alertmanager:" in triggered_by  # also a site failover's group: "site-failover/dc1 (alertm..."
     later = alerts[1:] if started_by_alert else alerts
     joined = sum(1 for a in later if a["status"] == "firing")
     resolved = sum(1 for a in later if a["status"] == "resolved")

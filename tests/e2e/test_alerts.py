@@ -35,6 +35,7 @@ RULES = [
         "name": "pg-prod-maintenance",
         "matchers": ['alertname="SiteMaintenance"', f'group="{GROUP}"'],
         "group": GROUP,
+        "away_from": "dc1",
         "operation": "planned",
         "cooldown": "30s",
     }

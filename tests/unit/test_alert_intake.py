@@ -149,12 +149,27 @@ def test_a_planned_rule_follows_the_group_unless_it_requires_approval(approval: 
     text = MINIMAL_CONFIG.replace(
         "      name: postgres\n", "      name: postgres\n    approval:\n      alert_triggered: false\n"
     )
-    text += "alerts:\n  rules:\n    - name: r\n      matchers: [a=b]\n      group: pg-prod\n      operation: planned\n"
+    text += "alerts:\n  rules:\n    - name: r\n      matchers: [a=b]\n      group: pg-prod\n      away_from: dc2\n"
+    text += "      operation: planned\n"
     if approval:
         text += f"      approval: {approval}\n"
     cfg = parse_config(text, Path("orchestrate.yaml"))
     note = AlertNote(alertname="A", fingerprint="f", status="firing")
-    assert request_for(cfg.alerts.rules[0], note, cfg).approval_required is expected
+    request = request_for(cfg.alerts.rules[0], note, cfg)
+    assert request.approval_required is expected
+    assert isinstance(request, FailoverRequest) and request.target == "dc1"  # away from dc2, never back to it
+
+
+def test_automatic_approval_still_says_the_groups_policy_waits() -> None:
+    text = MINIMAL_CONFIG.replace(
+        "      name: postgres\n",
+        "      name: postgres\n    approval:\n      alert_triggered: false\n      planned: true\n",
+    )
+    text += "alerts:\n  rules:\n    - name: r\n      matchers: [a=b]\n      group: pg-prod\n      away_from: dc1\n"
+    text += "      operation: planned\n      approval: automatic\n"
+    cfg = parse_config(text, Path("orchestrate.yaml"))
+    note = AlertNote(alertname="A", fingerprint="f", status="firing")
+    assert request_for(cfg.alerts.rules[0], note, cfg).approval_required
 
 
 SITE_RULE = """\

@@ -23,6 +23,7 @@ alerts:
     - name: pg-prod-maintenance
       matchers: [alertname=Maintenance]
       group: pg-prod
+      away_from: dc1
       operation: planned
 """
 
@@ -67,22 +68,25 @@ def test_a_matcher_keeps_its_operator() -> None:
 @pytest.mark.parametrize(
     ("rule", "message"),
     [
-        ("matchers: ['alertname']\n      group: pg-prod\n      operation: planned", "is not name="),
-        ("matchers: ['a=~\"(\"']\n      group: pg-prod\n      operation: planned", "not a valid regular expression"),
-        ("matchers: []\n      group: pg-prod\n      operation: planned", "alerts.rules.0.matchers"),
-        ("matchers: [a=b]\n      group: nope\n      operation: planned", "unknown group 'nope'; known groups: pg-prod"),
-        ("matchers: [a=b]\n      site: dc9\n      operation: planned", "unknown site 'dc9'; known sites: dc1, dc2"),
-        ("matchers: [a=b]\n      operation: planned", "exactly one of group or site"),
-        ("matchers: [a=b]\n      group: pg-prod\n      site: dc1\n      operation: planned", "exactly one of"),
-        ("matchers: [a=b]\n      group: pg-prod\n      operation: failback", "a planned or an unplanned failover"),
+        (["matchers: ['alertname']", "group: pg-prod", "operation: unplanned"], "is not name="),
+        (["matchers: ['a=~\"(\"']", "group: pg-prod", "operation: unplanned"], "not a valid regular expression"),
+        (["matchers: []", "group: pg-prod", "operation: unplanned"], "alerts.rules.0.matchers"),
+        (["matchers: [a=b]", "group: nope", "operation: unplanned"], "unknown group 'nope'; known groups: pg-prod"),
+        (["matchers: [a=b]", "site: dc9", "operation: planned"], "unknown site 'dc9'; known sites: dc1, dc2"),
+        (["matchers: [a=b]", "operation: planned"], "exactly one of group or site"),
+        (["matchers: [a=b]", "group: pg-prod", "site: dc1", "operation: planned"], "exactly one of"),
+        (["matchers: [a=b]", "group: pg-prod", "operation: failback"], "a planned or an unplanned failover"),
+        (["matchers: [a=b]", "group: pg-prod", "operation: planned"], "needs away_from: <site>"),
+        (["matchers: [a=b]", "group: pg-prod", "away_from: dc7", "operation: planned"], "exactly one of"),
+        (["matchers: [a=b]", "site: dc1", "away_from: dc1", "operation: planned"], "away_from is for a group"),
         (
-            "matchers: [a=b]\n      group: pg-prod\n      operation: planned\n      approval: automatic",
+            ["matchers: [a=b]", "group: pg-prod", "away_from: dc1", "operation: planned", "approval: automatic"],
             "alert_triggered",
         ),
     ],
 )
-def test_a_bad_rule_is_reported_with_the_file_and_the_reason(rule: str, message: str) -> None:
-    text = MINIMAL_CONFIG + f"alerts:\n  rules:\n    - name: r\n      {rule}\n"
+def test_a_bad_rule_is_reported_with_the_file_and_the_reason(rule: list[str], message: str) -> None:
+    text = MINIMAL_CONFIG + "alerts:\n  rules:\n    - name: r\n" + "".join(f"      {line}\n" for line in rule)
     with pytest.raises(ConfigError, match=r"/etc/failover/orchestrate\.yaml") as raised:
         load(text)
     assert message in str(raised.value)
@@ -92,7 +96,7 @@ def test_automatic_approval_needs_the_group_to_allow_it() -> None:
     text = MINIMAL_CONFIG.replace(
         "      name: postgres\n", "      name: postgres\n    approval:\n      alert_triggered: false\n"
     )
-    text += "alerts:\n  rules:\n    - name: r\n      matchers: [a=b]\n      group: pg-prod\n      operation: planned\n"
-    text += "      approval: automatic\n"
+    text += "alerts:\n  rules:\n    - name: r\n      matchers: [a=b]\n      group: pg-prod\n      away_from: dc1\n"
+    text += "      operation: planned\n      approval: automatic\n"
     config = parse_config(text, Path("orchestrate.yaml"))
     assert config.alerts.rules[0].approval is Approval.AUTOMATIC

@@ -72,7 +72,7 @@ async def always_ready() -> str | None:
     return None
 
 
-def app_for(recorder: Recorder, *, max_body: int = 10_000, ready: Ready = always_ready) -> FastAPI:
+def app_for(recorder: Recorder, *, max_body: int = 200_000, ready: Ready = always_ready) -> FastAPI:
     return create_app(token=TOKEN, take=recorder.take, ready=ready, max_body=max_body)
 
 
@@ -104,6 +104,7 @@ async def test_a_missing_or_wrong_token_is_401_and_reaches_nothing(headers: dict
     [
         (b"{not json", "malformed JSON"),
         (b"[1, 2]", "must be a JSON object"),
+        (b"[" * 100_000, "malformed JSON"),
         (json.dumps({**PAYLOAD, "version": "3"}).encode(), "unsupported payload version '3'"),
         (json.dumps({k: v for k, v in PAYLOAD.items() if k != "version"}).encode(), "unsupported payload version"),
         (json.dumps({**PAYLOAD, "alerts": [{"status": "burning", "labels": {}}]}).encode(), "alerts.0.status"),
@@ -121,7 +122,7 @@ async def test_bad_payloads_are_400_with_the_reason_and_reach_nothing(body: byte
 
 async def test_an_oversized_body_is_413_and_reaches_nothing() -> None:
     recorder = Recorder()
-    big = {**PAYLOAD, "commonAnnotations": {"description": "x" * 20_000}}
+    big = {**PAYLOAD, "commonAnnotations": {"description": "x" * 300_000}}
     response = await request(app_for(recorder), "POST", WEBHOOK_PATH, json=big, headers=AUTH)
     assert response.status_code == 413
     assert recorder.seen == []

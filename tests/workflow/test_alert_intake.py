@@ -8,6 +8,7 @@ operations ran.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from orchestrate.alerts.rules import AlertRule, AlertSettings, Target, TargetKin
 from orchestrate.config import OrchestratorConfig, TemporalSettings
 from tests.workflow.conftest import Scenario, eventually, result_of
 from workflows.failover import GroupFailoverWorkflow
-from workflows.models import AlertNote, Operation, Outcome, Phase
+from workflows.models import ALERT_SIGNAL, AlertNote, FailoverRequest, Operation, Outcome, Phase
 
 
 def config_for(scenario: Scenario) -> OrchestratorConfig:
@@ -34,6 +35,7 @@ def config_for(scenario: Scenario) -> OrchestratorConfig:
                     name="maintenance",
                     matchers=(parse_matcher("alertname=SiteMaintenance"),),
                     group=group.name,
+                    away_from="dc1",
                     operation=Operation.PLANNED,
                 ),
             )
@@ -109,3 +111,35 @@ async def test_a_group_moved_by_an_alert_started_site_failover_waits_for_approva
     assert not any(c.startswith(("stop_workloads", "demote")) for c in scenario.world.calls)
     await handle.execute_update(GroupFailoverWorkflow.approve, "oncall")
     assert (await result_of(handle)).outcome is Outcome.SUCCEEDED
+
+
+async def test_two_notifications_at_the_same_moment_start_one_operation(scenario: Scenario) -> None:
+    config = config_for(scenario)
+    operations = TemporalOperations(scenario.client, config)
+    first, second = await asyncio.gather(
+        take(notification(fingerprint="a"), config.alerts, config, operations),
+        take(notification(fingerprint="b"), config.alerts, config, operations),
+    )
+    assert sorted(d.action.value for d in (*first, *second)) == ["joined", "started"]
+    assert len(await operations_of(scenario)) == 1
+    handle = scenario.client.get_workflow_handle_for(GroupFailoverWorkflow.run, scenario.workflow_id)
+    progress = await eventually(lambda: handle.query(GroupFailoverWorkflow.progress), lambda p: len(p.alerts) == 2)
+    assert sorted(a.fingerprint for a in progress.alerts) == ["a", "b"]
+    await handle.execute_update(GroupFailoverWorkflow.abort, "test")
+    assert (await result_of(handle)).outcome is Outcome.FAILED_COMPENSATED
+
+
+async def test_an_alert_signalled_before_the_workflow_ran_is_kept(scenario: Scenario) -> None:
+    note = AlertNote(alertname="SiteMaintenance", fingerprint="early", status="firing")
+    handle = await scenario.client.start_workflow(
+        GroupFailoverWorkflow.run,
+        FailoverRequest(group=scenario.group, operation=Operation.PLANNED, approval_required=True),
+        id=scenario.workflow_id,
+        task_queue=scenario.task_queue,
+        start_signal=ALERT_SIGNAL,
+        start_signal_args=[note],
+    )
+    progress = await eventually(lambda: handle.query(GroupFailoverWorkflow.progress), lambda p: p.approval_pending)
+    assert progress.alerts == (note,)
+    await handle.execute_update(GroupFailoverWorkflow.abort, "test")
+    await result_of(handle)
