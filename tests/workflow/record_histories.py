@@ -10,7 +10,8 @@ replay test reads it back).
 
 Scenarios: planned; planned with a sync point (a Trident group: the snapshots are transferred to the target before
 its promotion); planned with pre- and post-hooks; unplanned (dc1 unreachable) and the fence it starts;
-compensated after a demote failure and after a promote failure; aborted during the final sync; approval;
+compensated after a demote failure and after a promote failure; aborted during the final sync; approval; started
+by an alert (a repeat joining and the resolved alert recorded by signal);
 refused by preflight; needs attention after the promotion and the resume that finishes it; the group monitor
 (cancelled after a few observations).
 
@@ -43,7 +44,7 @@ from tests.workflow.fake_world import FakeWorld
 from workflows import visibility
 from workflows.failover import GroupFailoverWorkflow, GroupFenceWorkflow, fence_id
 from workflows.groups import GroupConfig, HookConfig, Hooks, ReplicationConfig, StepTimeouts, WorkloadConfig
-from workflows.models import FailoverRequest, FailoverResult, Operation, Outcome, Phase
+from workflows.models import ALERT_SIGNAL, AlertNote, FailoverRequest, FailoverResult, Operation, Outcome, Phase
 from workflows.monitor import GroupMonitorWorkflow, MonitorInput, monitor_id
 from workflows.site import SiteFailoverWorkflow
 from workflows.site.models import (
@@ -262,6 +263,29 @@ async def approval(client: Client, histories: Histories) -> None:
     scenario.check_world()
 
 
+async def alert(client: Client, histories: Histories) -> None:
+    """Started by an alert (approval by the group's alert policy); a repeat joins, the resolved alert is recorded."""
+    scenario = Scenario(client, "alert")
+    note = AlertNote(alertname="SiteMaintenance", fingerprint="f1", status="firing", rule="maintenance")
+    async with scenario.worker():
+        handle = await scenario.start(alert=note, triggered_by="alertmanager:SiteMaintenance")
+        for _ in range(200):
+            progress = await handle.query(GroupFailoverWorkflow.progress)
+            if progress.approval_pending:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise ScenarioError("alert: the workflow never waited for approval")
+        await handle.signal(ALERT_SIGNAL, note)
+        await handle.signal(ALERT_SIGNAL, note.model_copy(update={"status": "resolved"}))
+        await handle.execute_update(GroupFailoverWorkflow.approve, "oncall")
+        result = await finished(scenario, handle, Outcome.SUCCEEDED, Phase.RELOCATED)
+        statuses = [a.status for a in result.progress.alerts]
+        expect(statuses == ["firing", "firing", "resolved"], f"alert: recorded {statuses}")
+        await keep(histories, "alert", handle)
+    scenario.check_world()
+
+
 async def refused(client: Client, histories: Histories) -> None:
     scenario = Scenario(client, "refused")
     scenario.world.fail("refuse", times=0)
@@ -367,6 +391,7 @@ SCENARIOS: list[Callable[[Client, Histories], Awaitable[None]]] = [
     compensated_promote,
     aborted,
     approval,
+    alert,
     refused,
     needs_attention_and_resume,
     monitor,

@@ -2,7 +2,8 @@
 
 Every file in ``tests/workflow/histories/`` (written by ``tests/workflow/record_histories.py``) is a closed
 history of a production workflow: GroupFailover planned (with and without hooks), unplanned, compensated after a
-demote and after a promote failure, aborted during the final sync, approved, refused, needs attention and resumed;
+demote and after a promote failure, aborted during the final sync, approved, started by an alert (alerts joining
+by signal), refused, needs attention and resumed;
 the GroupFence an unplanned failover starts; a GroupMonitor cancelled after a few observations; and a
 SiteFailover of one group with its child GroupFailover (which reports its phase to the parent by signal). Each is
 replayed with the worker's workflows and data converter; a nondeterminism error (the code now issues other
