@@ -13,7 +13,14 @@ import os
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 
 from orchestrate.config import TemporalSettings
 
@@ -42,9 +49,27 @@ async def connect(settings: TemporalSettings) -> Client:
     )
 
 
+_metrics_address: str | None = None
+
+
+def serve_metrics(address: str) -> None:
+    """Serve the process's Temporal metrics in Prometheus format on ``address`` (``HOST:PORT``).
+
+    The SDK's own (``temporal_*``: workflow and activity task latencies, failures, slots) and the operations'
+    (:mod:`workflows.metrics`). Call before the first :func:`connect`: the runtime is made once per process.
+    """
+    global _metrics_address
+    if _runtime.cache_info().currsize:
+        raise RuntimeError("serve_metrics must come before the first connection")
+    _metrics_address = address
+
+
 @functools.cache
 def _runtime() -> Runtime:
     """One runtime per process (each owns threads): the SDK core's logs go to the ``temporalio.core`` logger."""
     forwarding = LogForwardingConfig(logger=logging.getLogger("temporalio.core"))
     filter_ = TelemetryFilter(core_level="WARN", other_level="ERROR")
-    return Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=filter_, forwarding=forwarding)))
+    metrics = PrometheusConfig(bind_address=_metrics_address, durations_as_seconds=True) if _metrics_address else None
+    return Runtime(
+        telemetry=TelemetryConfig(logging=LoggingConfig(filter=filter_, forwarding=forwarding), metrics=metrics)
+    )

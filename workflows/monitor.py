@@ -19,6 +19,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows import metrics
     from workflows.groups import GroupConfig
     from workflows.models import Frozen, ResolveInput, RolesInput, RolesReport
 
@@ -112,6 +113,9 @@ class GroupMonitorWorkflow:
             times = [s.last_sync_time for s in report.statuses.values() if s.last_sync_time is not None]
             if times:
                 last_sync = max([*times, *([last_sync] if last_sync else [])])
+            if last_sync is not None:
+                metrics.replication_lag(request.group, max(0.0, (workflow.now() - last_sync).total_seconds()))
+            metrics.reachability(request.group, sorted({*report.statuses, *report.errors}), list(report.unreachable))
             self._state = MonitorState(
                 group=request.group,
                 last_sync_seen=last_sync,

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from orchestrate.commands.common import ConfigOption, JsonOption, config_or_exit
 from orchestrate.config import config_path as resolve_config_path
 from orchestrate.exit_codes import ExitCode
 from orchestrate.output import console, emit_json, fail
 from orchestrate.service import observe_groups
+from orchestrate.temporal_client import serve_metrics
 from orchestrate.worker import run_worker
 
 
@@ -46,9 +49,21 @@ def validate(as_json: JsonOption = False, config_path: ConfigOption = None) -> N
         raise SystemExit(int(ExitCode.ERROR))
 
 
-def worker(config_path: ConfigOption = None) -> None:
+def worker(
+    config_path: ConfigOption = None,
+    metrics_address: Annotated[
+        str | None,
+        typer.Option(help="Serve Prometheus metrics (the operations' and Temporal's) on HOST:PORT, e.g. 0.0.0.0:9464."),
+    ] = None,
+) -> None:
     """Run a worker for the configured task queue until interrupted (Ctrl-C or SIGTERM)."""
     config = config_or_exit(config_path, as_json=False)
+    if metrics_address is not None:
+        host, _, port = metrics_address.rpartition(":")
+        if not host or not port.isdigit():
+            fail(f"--metrics-address {metrics_address!r} is not HOST:PORT", ExitCode.BAD_INPUT)
+        serve_metrics(metrics_address)
+        console.print(f"worker: metrics on http://{metrics_address}/metrics", highlight=False)
     console.print(
         f"worker: Temporal {config.temporal.address}, namespace {config.temporal.namespace}, task queue "
         f"{config.temporal.task_queue}, clusters {', '.join(c.name for c in config.clusters)}"

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import visibility
+    from workflows import metrics, visibility
     from workflows.failover.steps import StepFailedError, StepRunner
     from workflows.groups import GroupConfig
     from workflows.models import (
@@ -56,6 +56,7 @@ class OperationContext:
     def __init__(self, request: FailoverRequest) -> None:
         self.request = request
         self.runner = StepRunner()
+        self.runner.group = request.group
         self._group: GroupConfig | None = None
         self.phase = Phase.PREFLIGHT
         self.message = "starting"
@@ -159,8 +160,9 @@ class OperationContext:
         await asyncio.gather(*self._reports, return_exceptions=True)
 
     def end(self, outcome: Outcome, phase: Phase, message: str) -> FailoverResult:
-        """The result, with the final phase recorded."""
+        """The result, with the final phase recorded (and counted in the operations' metrics)."""
         self.set_phase(phase, message)
+        metrics.operation_ended(self.name, self.request.operation.value, outcome.value, self.loss_window)
         return FailoverResult(outcome=outcome, message=message, progress=self.progress())
 
     def refuse(self, message: str) -> FailoverResult:

@@ -85,6 +85,7 @@ class GroupFenceWorkflow:
     async def run(self, request: FenceRequest) -> FenceState:
         """Fence, retrying for as long as it takes."""
         self._request = request
+        self._runner.group = request.group
         self._stage = request.stage
         self._waiting_since = request.waiting_since or workflow.now()
         self._probes = request.probes

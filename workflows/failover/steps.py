@@ -21,6 +21,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from adapters.base import ReplicationStatus, SyncPoint, WriteResult
+    from workflows import metrics
     from workflows.groups import GroupConfig
     from workflows.models import (
         PreflightReport,
@@ -149,6 +150,8 @@ class StepRunner:
         self.max_attempts = max_attempts
         self.backoff = backoff
         self._current: workflow.ActivityHandle[Any] | None = None
+        self.group = ""
+        """The group the steps act on (a label of the step-duration metric)."""
 
     def records(self) -> tuple[StepRecord, ...]:
         """Every step so far."""
@@ -216,23 +219,28 @@ class StepRunner:
                 # Ordinary activities fail with ActivityError(cause); local ones raise the cause itself.
                 cause = error.cause if isinstance(error, ActivityError) else error
                 if isinstance(cause, CancelledError):
-                    step.outcome, step.ended = "cancelled", workflow.now()
+                    self._end(step, "cancelled")
                     if self.aborted_by:
                         raise AbortedError(self.aborted_by) from error
                     raise asyncio.CancelledError(f"{name} cancelled") from error
                 message, error_type, retryable = describe_cause(cause)
                 step.last_error = message
                 if not retryable or step.attempts >= self.max_attempts:
-                    step.outcome, step.ended = "failed", workflow.now()
+                    self._end(step, "failed")
                     raise StepFailedError(name, cluster, message, error_type) from error
                 await self._back_off(step, cancellable)
                 continue
             finally:
                 self._current = None
-            step.outcome, step.ended, step.detail = "done", workflow.now(), ""
+            step.detail = ""
+            self._end(step, "done")
             if cancellable:
                 self.check_abort()
             return result
+
+    def _end(self, step: StepState, outcome: str) -> None:
+        step.outcome, step.ended = outcome, workflow.now()
+        metrics.step_ended(self.group, step.name, step.cluster, outcome, step.started, step.ended)
 
     def _start(
         self,
@@ -279,7 +287,7 @@ class StepRunner:
             await workflow.wait_condition(lambda: self.aborted_by is not None, timeout=pause)
         except builtins.TimeoutError:
             return
-        step.outcome, step.ended = "cancelled", workflow.now()
+        self._end(step, "cancelled")
         self.check_abort()
 
 
