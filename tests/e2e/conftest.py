@@ -38,7 +38,7 @@ from orchestrate.config import OrchestratorConfig, load_config
 from orchestrate.telemetry import TRACES_FILE_ENV
 from sandbox.cluster import LabCluster
 from sandbox.lab import DEFAULT_DEMO_GROUPS, Lab
-from sandbox.processes import LabProcessError, wait_until
+from sandbox.processes import LabProcessError, free_port, wait_until
 from sandbox.simulator.client import SimulatorClient
 from tests.e2e.diagnosis import keep_logs, lab_diagnosis
 
@@ -67,6 +67,8 @@ class FullLab:
     env: dict[str, str]
     worker_log: Path
     worker: subprocess.Popen[bytes] | None = None
+    worker_metrics: str = field(default_factory=lambda: f"127.0.0.1:{free_port()}")
+    """Where the worker serves its Prometheus metrics (``--metrics-address``)."""
 
     def cli(self, *args: str, timeout: float = 240) -> CliResult:
         """Run ``orchestrate ARGS`` and return its exit code and output."""
@@ -120,7 +122,11 @@ class FullLab:
             return
         log = self.worker_log.open("ab")
         self.worker = subprocess.Popen(
-            [ORCHESTRATE, "worker"], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            [ORCHESTRATE, "worker", "--metrics-address", self.worker_metrics],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         wait_until(
             lambda: "worker ready" in self.worker_log.read_text(errors="replace").split("=== start")[-1],

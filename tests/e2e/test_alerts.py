@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from orchestrate.alerts.operations import TemporalOperations
@@ -227,6 +228,15 @@ def test_one_trace_runs_from_the_webhook_request_through_the_workflow_to_the_kub
     assert notification["attributes"]["http.response.status_code"] == 202
     assert any(name.startswith("RunActivity:") for name in chain), chain
     assert {s["service"] for s in spans} >= {"failover-orchestrator serve", "failover-orchestrator worker"}
+
+    # The worker's /metrics counts the operation and timed its steps.
+    exposed = httpx.get(f"http://{full_lab.worker_metrics}/metrics", timeout=10).text.splitlines()
+    mine = [line for line in exposed if f'group="{GROUP}"' in line]
+    assert any(
+        line.startswith("failover_operations{") and 'outcome="succeeded"' in line and 'operation="planned"' in line
+        for line in mine
+    ), mine
+    assert any(line.startswith("failover_step_duration_seconds_count") and 'step="demote"' in line for line in mine)
 
 
 def wait_until_spans(full_lab: FullLab, trace_id: str) -> list[dict[str, Any]]:
