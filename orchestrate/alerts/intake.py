@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrate.alerts.payload import Alert, Notification
 from orchestrate.alerts.rules import AlertRule, AlertSettings, Approval, Target
@@ -53,6 +53,9 @@ class Decision(BaseModel):
     group: str | None = None
     site: str | None = None
     workflow_id: str | None = None
+    kind: str = Field(default="", exclude=True)
+    """A short label of why (the metrics' ``kind``): the action, or for an ignored alert no-rule, resolved,
+    cooldown or refused. Not part of the answer: ``reason`` says it in full."""
 
 
 class Started(BaseModel):
@@ -165,11 +168,12 @@ async def take(
                     status=alert.status,
                     action=Action.IGNORED,
                     reason="no rule matches its labels",
+                    kind="no-rule",
                 )
             )
             continue
         note = note_for(alert, notification, rule, received_at)
-        action, reason, workflow_id = await _decide(rule, note, config, operations, received_at, handled)
+        action, kind, reason, workflow_id = await _decide(rule, note, config, operations, received_at, handled)
         decisions.append(
             Decision(
                 alertname=alert.name,
@@ -177,6 +181,7 @@ async def take(
                 status=alert.status,
                 action=action,
                 reason=reason,
+                kind=kind or action.value,
                 rule=rule.name,
                 group=rule.group,
                 site=rule.site,
@@ -193,21 +198,22 @@ async def _decide(
     operations: Operations,
     received_at: datetime,
     handled: dict[Target, str],
-) -> tuple[Action, str, str | None]:
+) -> tuple[Action, str, str, str | None]:
+    """What to do with one alert matching ``rule``: (action, kind when ignored, reason, workflow id)."""
     target = rule.target
     if note.status == "resolved":
         recorded = await operations.record(target, note)
         reason = "a resolved alert starts, cancels and aborts nothing"
         if recorded is None:
-            return Action.IGNORED, f"{reason}; nothing runs for {target}", None
-        return Action.RECORDED, f"{reason}; recorded on the running operation", recorded
+            return Action.IGNORED, "resolved", f"{reason}; nothing runs for {target}", None
+        return Action.RECORDED, "", f"{reason}; recorded on the running operation", recorded
     if target in handled:
         joined = await operations.record(target, note) or handled[target]
-        return Action.JOINED, "another alert of this notification already started or joined it", joined
+        return Action.JOINED, "", "another alert of this notification already started or joined it", joined
     running = await operations.record(target, note)
     if running is not None:
         handled[target] = running
-        return Action.JOINED, f"an operation already runs on {target}", running
+        return Action.JOINED, "", f"an operation already runs on {target}", running
     moved = await operations.last_move(target)
     if moved is not None and received_at - moved < rule.cooldown:
         left = rule.cooldown - (received_at - moved)
@@ -215,16 +221,16 @@ async def _decide(
             f"{target} moved at {moved:%Y-%m-%d %H:%M:%S} UTC, within rule {rule.name}'s cooldown of "
             f"{_span(rule.cooldown)} ({_span(left)} left); nothing started"
         )
-        return Action.IGNORED, reason, None
+        return Action.IGNORED, "cooldown", reason, None
     try:
         started = await operations.start(request_for(rule, note, config))
     except RefusedError as refused:
-        return Action.IGNORED, f"not started: {refused}", None
+        return Action.IGNORED, "refused", f"not started: {refused}", None
     handled[target] = started.workflow_id
     if started.joined:
-        return Action.JOINED, f"an operation already runs on {target}", started.workflow_id
+        return Action.JOINED, "", f"an operation already runs on {target}", started.workflow_id
     waits = " (waits for approval)" if waits_for_approval(rule, config) else ""
-    return Action.STARTED, f"{rule.operation.value} failover of {target} started{waits}", started.workflow_id
+    return Action.STARTED, "", f"{rule.operation.value} failover of {target} started{waits}", started.workflow_id
 
 
 def _span(duration: timedelta) -> str:

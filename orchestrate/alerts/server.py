@@ -62,19 +62,6 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
-def reason_kind(decision: Decision) -> str:
-    """A short label for the metrics (the full reason is in the answer and the log)."""
-    if decision.action is not Action.IGNORED:
-        return decision.action.value
-    if "cooldown" in decision.reason:
-        return "cooldown"
-    if decision.rule is None:
-        return "no-rule"
-    if decision.status == "resolved":
-        return "resolved"
-    return "refused"
-
-
 def create_app(*, token: str, take: Take, ready: Ready, max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
     """The ASGI application.
 
@@ -144,7 +131,7 @@ def create_app(*, token: str, take: Take, ready: Ready, max_body: int = DEFAULT_
             log.exception("notification %s not handed to Temporal", notification.group_key)
             return answer("unavailable", 503, {"error": f"could not reach Temporal, retry later: {error}"})
         for decision in decisions:
-            metrics.decisions[(decision.action.value, reason_kind(decision))] += 1
+            metrics.decisions[(decision.action.value, decision.kind or decision.action.value)] += 1
             log.info(
                 "alert %s (%s, %s): %s %s: %s",
                 decision.alertname,

@@ -245,17 +245,21 @@ async def aborted(client: Client, histories: Histories) -> None:
     scenario.check_world()
 
 
+async def approval_pending(handle: WorkflowHandle[Any, Any], scenario: str) -> None:
+    """Wait until the operation waits for approval (about 10 s at most)."""
+    for _ in range(200):
+        progress = await handle.query(GroupFailoverWorkflow.progress)
+        if progress.approval_pending:
+            return
+        await asyncio.sleep(0.05)
+    raise ScenarioError(f"{scenario}: the workflow never waited for approval")
+
+
 async def approval(client: Client, histories: Histories) -> None:
     scenario = Scenario(client, "approval")
     async with scenario.worker():
         handle = await scenario.start(approval_required=True)
-        for _ in range(200):
-            progress = await handle.query(GroupFailoverWorkflow.progress)
-            if progress.approval_pending:
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise ScenarioError("approval: the workflow never waited for approval")
+        await approval_pending(handle, "approval")
         await handle.execute_update(GroupFailoverWorkflow.approve, "carol")
         result = await finished(scenario, handle, Outcome.SUCCEEDED, Phase.RELOCATED)
         expect(result.progress.approved_by == "carol", f"approval: {result.message}")
@@ -269,13 +273,7 @@ async def alert(client: Client, histories: Histories) -> None:
     note = AlertNote(alertname="SiteMaintenance", fingerprint="f1", status="firing", rule="maintenance")
     async with scenario.worker():
         handle = await scenario.start(alert=note, triggered_by="alertmanager:SiteMaintenance")
-        for _ in range(200):
-            progress = await handle.query(GroupFailoverWorkflow.progress)
-            if progress.approval_pending:
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise ScenarioError("alert: the workflow never waited for approval")
+        await approval_pending(handle, "alert")
         await handle.signal(ALERT_SIGNAL, note)
         await handle.signal(ALERT_SIGNAL, note.model_copy(update={"status": "resolved"}))
         await handle.execute_update(GroupFailoverWorkflow.approve, "oncall")
